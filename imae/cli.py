@@ -1,0 +1,125 @@
+"""The `imae` command: train, evaluate, download."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import DATASETS, MODELS, OPTIMIZERS, TrainConfig
+from .errors import ImaeError
+
+DEFAULTS = TrainConfig()
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model and write a run directory",
+                       description="Train a model on a data set. The run directory receives config.json, "
+                                   "checkpoint.pt (every epoch, atomically), history.jsonl, TensorBoard "
+                                   "events and metrics.json (test accuracy, I(x;y), reconstruction error).")
+    g = p.add_argument_group("data and run")
+    g.add_argument("--dataset", choices=DATASETS, default=DEFAULTS.dataset)
+    g.add_argument("--data-dir", help="directory with the IDX files (then $IMAE_DATA, then standard places)")
+    g.add_argument("--out", type=Path, help="run directory (default runs/DATASET-MODEL-beta-B-seed-S)")
+    g.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    g.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    g.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    g.add_argument("--train-subset", type=int, metavar="N", help="train on the first N training images only")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (the per-epoch log line stays)")
+    m = p.add_argument_group("model and objective")
+    m.add_argument("--model", choices=MODELS, default=DEFAULTS.model)
+    m.add_argument("--continuous-dim", type=int, default=DEFAULTS.continuous_dim, help="K1, Gaussian code dimensions")
+    m.add_argument("--categories", type=int, default=DEFAULTS.categories, help="K2, categories of y")
+    m.add_argument("--beta", type=float, default=DEFAULTS.beta, help="weight of L(y) and L(z), eq (10)")
+    m.add_argument("--gamma", type=float, help="weight of the total correlation (default 2 * beta)")
+    m.add_argument("--reconstruction-weight", type=float, default=DEFAULTS.reconstruction_weight,
+                   help="weight of the reconstruction term (the paper's is 1)")
+    m.add_argument("--marginal-entropy-weight", type=float, default=DEFAULTS.marginal_entropy_weight,
+                   help="weight of H(y) against H(y|x) inside I(x;y) (1 = eq 7)")
+    m.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="Gumbel-softmax temperature")
+    v = p.add_argument_group("virtual adversarial training")
+    v.add_argument("--no-vat", dest="vat", action="store_false", help="switch VAT off")
+    v.add_argument("--vat-weight", type=float, default=DEFAULTS.vat_weight, help="weight of VAT inside L(y)")
+    v.add_argument("--vat-eps", type=float, default=DEFAULTS.vat_eps, help="adversarial radius (L2, pixels in [0,1])")
+    v.add_argument("--vat-xi", type=float, default=DEFAULTS.vat_xi, help="finite-difference step of the power iteration")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer)
+    o.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    o.add_argument("--momentum", type=float, default=DEFAULTS.momentum)
+    o.add_argument("--lr-decay", type=float, default=DEFAULTS.lr_decay, help="learning-rate factor per epoch")
+    o.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+
+
+def _config_from(args) -> TrainConfig:
+    fields = TrainConfig.__dataclass_fields__
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}).validate()
+
+
+def _default_out(cfg: TrainConfig) -> Path:
+    return Path("runs") / f"{cfg.dataset}-{cfg.model}-beta{cfg.beta:g}-seed{cfg.seed}"
+
+
+def cmd_train(args) -> int:
+    from . import runs
+    from .training import train
+    if args.resume:
+        cfg = runs.load_config(args.resume)
+        run_dir = args.resume
+    else:
+        cfg = _config_from(args)
+        run_dir = args.out or _default_out(cfg)
+    metrics = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    print(f"run directory: {run_dir} (metrics.json, checkpoint.pt, config.json, TensorBoard events)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .training import evaluate_run
+    metrics = evaluate_run(args.run_dir, args.data_dir)
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    print(f"written: {Path(args.run_dir) / 'metrics.json'}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .data.mnist import download
+    dest = download(args.name, args.dir)
+    print(f"{args.name}: verified files in {dest}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imae", description="Information Maximization Auto-Encoding: learn a "
+                                     "categorical code y and a continuous code z from unlabelled images.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    e = sub.add_parser("evaluate", help="recompute a run's metrics from its checkpoint",
+                       description="Recompute accuracy (Hungarian matching), I(x;y) over the whole test split "
+                                   "and the reconstruction error, and rewrite RUN_DIR/metrics.json.")
+    e.add_argument("run_dir", type=Path)
+    e.add_argument("--data-dir", help="directory with the IDX files, if not where training found them")
+    d = sub.add_parser("download", help="fetch MNIST or Fashion-MNIST and verify checksums",
+                       description="Download the four IDX files from the official mirrors into DIR, verifying "
+                                   "the published MD5 of each .gz and the SHA-256 of its content.")
+    d.add_argument("name", choices=DATASETS)
+    d.add_argument("dir", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "download": cmd_download}[args.command]
+    try:
+        return handler(args)
+    except ImaeError as exc:
+        print(f"imae: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("imae: interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Training configuration: one dataclass, validated, saved with every run as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+DATASETS = ("mnist", "fashion-mnist")
+MODELS = ("imae",)
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run. Defaults are documented in the README."""
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    model: str = "imae"
+    # Code shape: K1 Gaussian dimensions, one K2-way categorical.
+    continuous_dim: int = 10
+    categories: int = 10
+    # Objective weights, eq (10): recon + beta*L(y) + beta*L(z) - gamma*TC.
+    beta: float = 5.0
+    gamma: float | None = None  # None means 2 * beta, the paper's rule
+    reconstruction_weight: float = 1.0
+    marginal_entropy_weight: float = 1.0  # weight of H(y) against H(y|x) in I(x;y), eq (7)
+    # Virtual adversarial training on p(y|x), eq (11).
+    vat: bool = True
+    vat_weight: float = 1.0
+    vat_eps: float = 1.0
+    vat_xi: float = 1.0
+    temperature: float = 0.67
+    # Optimisation (Appendix G): SGD with momentum, lr 1e-3, x0.98 per epoch.
+    optimizer: str = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    lr_decay: float = 0.98
+    batch_size: int = 256
+    epochs: int = 30
+    seed: int = 0
+    train_subset: int | None = None  # use only the first N training images (tests, quick looks)
+    eval_batch_size: int = 2000
+
+    @property
+    def gamma_value(self) -> float:
+        return 2.0 * self.beta if self.gamma is None else self.gamma
+
+    def validate(self) -> "TrainConfig":
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("model", self.model, MODELS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        for name in ("beta", "reconstruction_weight", "marginal_entropy_weight", "vat_weight",
+                     "vat_eps", "momentum"):
+            _at_least(name, getattr(self, name), 0.0)
+        if self.gamma is not None:
+            _at_least("gamma", self.gamma, 0.0)
+        for name in ("vat_xi", "temperature", "lr"):
+            _positive(name, getattr(self, name))
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ConfigError(f"option lr_decay: expected a number in (0, 1], got {self.lr_decay}")
+        _integer_at_least("continuous_dim", self.continuous_dim, 1)
+        _integer_at_least("categories", self.categories, 2)
+        _integer_at_least("batch_size", self.batch_size, 2)
+        _integer_at_least("epochs", self.epochs, 1)
+        _integer_at_least("eval_batch_size", self.eval_batch_size, 1)
+        if self.train_subset is not None:
+            _integer_at_least("train_subset", self.train_subset, 2)
+        if not isinstance(self.vat, bool):
+            raise ConfigError(f"option vat: expected true or false, got {self.vat!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected a JSON object of settings")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}")
+        try:
+            return cls(**values).validate()
+        except TypeError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
+        return cls.from_dict(values, source=str(path))
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ConfigError(f"option {name}: expected one of {', '.join(allowed)}, got {value!r}")
+
+
+def _number(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"option {name}: expected a finite number, got {value!r}")
+
+
+def _at_least(name, value, low):
+    _number(name, value)
+    if value < low:
+        raise ConfigError(f"option {name}: expected a number >= {low}, got {value}")
+
+
+def _positive(name, value):
+    _number(name, value)
+    if value <= 0:
+        raise ConfigError(f"option {name}: expected a number > 0, got {value}")
+
+
+def _integer_at_least(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"option {name}: expected an integer >= {low}, got {value!r}")

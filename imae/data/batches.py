@@ -1,0 +1,57 @@
+"""Images held in memory as uint8 tensors, and minibatches made without per-sample Python work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+
+@dataclass
+class ImageSet:
+    """A split of a data set: uint8 images [N, H, W] (or [N, C, H, W]) and optional int64 labels [N]."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    name: str = ""
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.images[0].numel())
+
+    def subset(self, n: int) -> "ImageSet":
+        labels = None if self.labels is None else self.labels[:n]
+        return ImageSet(self.images[:n], labels, self.name)
+
+    def to(self, device: torch.device | str) -> "ImageSet":
+        labels = None if self.labels is None else self.labels.to(device)
+        return ImageSet(self.images.to(device), labels, self.name)
+
+
+def as_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> flat float vectors in [0, 1]."""
+    return images.reshape(images.shape[0], -1).float().div_(255.0)
+
+
+def shuffled_batches(images: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """One epoch of shuffled float batches; the last incomplete batch is dropped, since
+    the batch estimators of I(x;y) and of the aggregate posterior need full batches."""
+    n = images.shape[0]
+    batch_size = min(batch_size, n)
+    order = torch.randperm(n, generator=generator).to(images.device)
+    for start in range(0, n - batch_size + 1, batch_size):
+        yield as_float(images[order[start:start + batch_size]])
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    return n // min(batch_size, n)
+
+
+def ordered_batches(images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """The whole split in order, in float batches (for evaluation)."""
+    for start in range(0, images.shape[0], batch_size):
+        yield as_float(images[start:start + batch_size])

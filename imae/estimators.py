@@ -1,0 +1,93 @@
+"""Information-theoretic estimators, written once and shared by every objective and metric.
+
+All quantities are in nats. Batch estimators follow Appendix B of the paper: the aggregate
+posterior p(z) = E_x p(z|x) is replaced by its average over the batch's encodings."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(Cat(softmax(logits))) for each row."""
+    log_p = F.log_softmax(logits, dim=-1)
+    return -(log_p.exp() * log_p).sum(-1)
+
+
+def marginal_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """p(y) = mean_n p(y | x_n)."""
+    return F.softmax(logits, dim=-1).mean(0)
+
+
+def entropy_of(p: torch.Tensor) -> torch.Tensor:
+    """H(p) of a probability vector, with 0 log 0 = 0."""
+    return -torch.special.xlogy(p, p).sum(-1)
+
+
+def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(y) with p(y) = mean_n p(y | x_n): the balance term of eq (7)."""
+    return entropy_of(marginal_probabilities(logits))
+
+
+def conditional_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(y | x) = mean_n H(p(y | x_n)): the separation term of eq (7)."""
+    return categorical_entropy(logits).mean()
+
+
+def mutual_information_xy(logits: torch.Tensor) -> torch.Tensor:
+    """I(x; y) = H(mean_n p(y|x_n)) - mean_n H(p(y|x_n)), eq (7); at most log K2."""
+    return marginal_entropy(logits) - conditional_entropy(logits)
+
+
+def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """KL(Cat(p) || Cat(q)) for each row, from logits."""
+    log_p = F.log_softmax(p_logits, dim=-1)
+    log_q = F.log_softmax(q_logits, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, exp(logvar)), elementwise."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu) ** 2 * torch.exp(-logvar))
+
+
+def pairwise_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """[M, N, K] matrix of log N(z_ik; mu_jk, sigma_jk^2): each sample under each encoding."""
+    return gaussian_log_density(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))
+
+
+def aggregate_log_densities(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                            chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(z_i) and log p(z_ik) under the aggregate posterior p = mean_j N(mu_j, sigma_j^2)
+    (Appendix B, eq 34): logsumexp over the N encodings minus log N.
+
+    Returns (joint [M], per-dimension [M, K]). `chunk` bounds memory to chunk * N * K for
+    whole-split metrics; the batch objective uses one chunk."""
+    n = mu.shape[0]
+    joints, marginals = [], []
+    for start in range(0, z.shape[0], chunk or z.shape[0]):
+        log_q = pairwise_log_density(z[start:start + (chunk or z.shape[0])], mu, logvar)
+        joints.append(torch.logsumexp(log_q.sum(2), dim=1) - math.log(n))
+        marginals.append(torch.logsumexp(log_q, dim=1) - math.log(n))
+    return torch.cat(joints), torch.cat(marginals)
+
+
+def marginal_kl_to_standard_normal(z: torch.Tensor, log_marginals: torch.Tensor) -> torch.Tensor:
+    """sum_k KL(p(z_k) || N(0, 1)), eq (6), as the sample mean of log p(z_k) - log N(z_k; 0, 1)."""
+    log_prior = -0.5 * (LOG_2PI + z ** 2)
+    return (log_marginals - log_prior).sum(1).mean()
+
+
+def total_correlation(log_joint: torch.Tensor, log_marginals: torch.Tensor) -> torch.Tensor:
+    """TC(z) = KL(p(z) || prod_k p(z_k)) = mean_i [log p(z_i) - sum_k log p(z_ik)]."""
+    return (log_joint - log_marginals.sum(1)).mean()
+
+
+def gaussian_kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) per row, closed form."""
+    return 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar).sum(-1)
