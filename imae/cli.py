@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import DATASETS, MODELS, OPTIMIZERS, TrainConfig
+from .config import DATASETS, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS, TrainConfig
 from .errors import ImaeError
 
 DEFAULTS = TrainConfig()
@@ -38,9 +38,18 @@ def _train_parser(sub) -> None:
     m.add_argument("--marginal-entropy-weight", type=float, default=DEFAULTS.marginal_entropy_weight,
                    help="weight of H(y) against H(y|x) inside I(x;y) (1 = eq 7)")
     m.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="Gumbel-softmax temperature")
-    v = p.add_argument_group("virtual adversarial training")
+    b = p.add_argument_group("baselines")
+    b.add_argument("--infovae-divergence", choices=INFOVAE_DIVERGENCES, default=DEFAULTS.infovae_divergence,
+                   help="info-vae: divergence of p(z) from N(0, I)")
+    b.add_argument("--capacity-y", type=float, help="joint-vae: target of C_y in nats, capped at log K2 "
+                   "(default 5 on MNIST, 10 on Fashion-MNIST)")
+    b.add_argument("--capacity-z", type=float, help="joint-vae: target of C_z in nats (default 5)")
+    b.add_argument("--capacity-iterations", type=int, help="joint-vae: steps to raise C to its target "
+                   "(default 25000 on MNIST, 50000 on Fashion-MNIST)")
+    v = p.add_argument_group("virtual adversarial training (every model)")
     v.add_argument("--no-vat", dest="vat", action="store_false", help="switch VAT off")
-    v.add_argument("--vat-weight", type=float, default=DEFAULTS.vat_weight, help="weight of VAT inside L(y)")
+    v.add_argument("--vat-weight", type=float, default=DEFAULTS.vat_weight,
+                   help="weight of VAT relative to beta (inside L(y) for IMAE)")
     v.add_argument("--vat-eps", type=float, default=DEFAULTS.vat_eps, help="adversarial radius (L2, pixels in [0,1])")
     v.add_argument("--vat-xi", type=float, default=DEFAULTS.vat_xi, help="finite-difference step of the power iteration")
     o = p.add_argument_group("optimisation")

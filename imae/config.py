@@ -11,7 +11,10 @@ from pathlib import Path
 from .errors import ConfigError
 
 DATASETS = ("mnist", "fashion-mnist")
-MODELS = ("imae",)
+MODELS = ("imae", "beta-vae", "info-vae", "joint-vae")
+INFOVAE_DIVERGENCES = ("kl", "mmd-rbf", "mmd-imq")
+# JointVAE's published schedules (Dupont 2018): (C_y target, C_z target, iterations to reach them).
+JOINTVAE_CAPACITIES = {"mnist": (5.0, 5.0, 25_000), "fashion-mnist": (10.0, 5.0, 50_000)}
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -36,6 +39,12 @@ class TrainConfig:
     vat_eps: float = 1.0
     vat_xi: float = 1.0
     temperature: float = 0.67
+    # Baselines (section 3 of METHOD.md): InfoVAE's divergence on p(z); JointVAE's capacities,
+    # raised linearly from 0 to the target over capacity_iterations (None: data set default).
+    infovae_divergence: str = "kl"
+    capacity_y: float | None = None
+    capacity_z: float | None = None
+    capacity_iterations: int | None = None
     # Optimisation (Appendix G): SGD with momentum, lr 1e-3, x0.98 per epoch.
     optimizer: str = "sgd"
     lr: float = 1e-3
@@ -52,8 +61,18 @@ class TrainConfig:
         return 2.0 * self.beta if self.gamma is None else self.gamma
 
     def validate(self) -> "TrainConfig":
+        """Check every setting; fill the data-set-dependent defaults so the saved config is complete."""
         _choice("dataset", self.dataset, DATASETS)
         _choice("model", self.model, MODELS)
+        _choice("infovae_divergence", self.infovae_divergence, INFOVAE_DIVERGENCES)
+        if self.model == "joint-vae":
+            c_y, c_z, iterations = JOINTVAE_CAPACITIES[self.dataset]
+            self.capacity_y = c_y if self.capacity_y is None else self.capacity_y
+            self.capacity_z = c_z if self.capacity_z is None else self.capacity_z
+            self.capacity_iterations = iterations if self.capacity_iterations is None else self.capacity_iterations
+            _at_least("capacity_y", self.capacity_y, 0.0)
+            _at_least("capacity_z", self.capacity_z, 0.0)
+            _integer_at_least("capacity_iterations", self.capacity_iterations, 1)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("beta", "reconstruction_weight", "marginal_entropy_weight", "vat_weight",
                      "vat_eps", "momentum"):
@@ -71,6 +90,8 @@ class TrainConfig:
         _integer_at_least("eval_batch_size", self.eval_batch_size, 1)
         if self.train_subset is not None:
             _integer_at_least("train_subset", self.train_subset, 2)
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise ConfigError(f"option data_dir: expected a path, got {self.data_dir!r}")
         if not isinstance(self.vat, bool):
             raise ConfigError(f"option vat: expected true or false, got {self.vat!r}")
         return self

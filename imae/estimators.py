@@ -91,3 +91,37 @@ def total_correlation(log_joint: torch.Tensor, log_marginals: torch.Tensor) -> t
 def gaussian_kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, I)) per row, closed form."""
     return 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+def categorical_kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
+    """KL(p(y|x) || Uniform(K)) = log K - H(p(y|x)) per row, closed form."""
+    return math.log(logits.shape[-1]) - categorical_entropy(logits)
+
+
+def marginal_categorical_kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
+    """KL(p(y) || Uniform(K)) with p(y) the batch mean of p(y|x): log K - H(y)."""
+    return math.log(logits.shape[-1]) - marginal_entropy(logits)
+
+
+def aggregate_kl_to_standard_normal(z: torch.Tensor, log_joint: torch.Tensor) -> torch.Tensor:
+    """KL(p(z) || N(0, I)) by the minibatch estimator: mean_i [log p(z_i) - log N(z_i; 0, I)]."""
+    return (log_joint + 0.5 * (LOG_2PI + z ** 2).sum(1)).mean()
+
+
+def _kernel(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
+    squared = torch.cdist(a, b).pow(2)
+    dim = a.shape[1]
+    if kind == "rbf":  # bandwidth from the code's dimension, as in InfoVAE
+        return torch.exp(-squared / (2.0 * dim))
+    if kind == "imq":  # inverse multiquadratic with C = 2 * dim, as in WAE
+        return (2.0 * dim) / (2.0 * dim + squared)
+    raise ValueError(f"unknown kernel {kind!r}")
+
+
+def maximum_mean_discrepancy(z: torch.Tensor, prior: torch.Tensor, kind: str = "rbf") -> torch.Tensor:
+    """Unbiased estimate of MMD^2 between samples z and samples of the prior."""
+    n, m = z.shape[0], prior.shape[0]
+    k_zz, k_pp, k_zp = _kernel(z, z, kind), _kernel(prior, prior, kind), _kernel(z, prior, kind)
+    within_z = (k_zz.sum() - k_zz.diagonal().sum()) / (n * (n - 1))
+    within_p = (k_pp.sum() - k_pp.diagonal().sum()) / (m * (m - 1))
+    return within_z + within_p - 2.0 * k_zp.mean()

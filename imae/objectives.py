@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,7 @@ class ForwardPass:
     y: torch.Tensor  # relaxed one-hot categorical code
     reconstruction_logits: torch.Tensor
     vat: torch.Tensor  # VAT term, zero when switched off
+    step: int = 0  # optimiser steps taken before this one (JointVAE's capacity schedule)
 
 
 def reconstruction_nll(reconstruction_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +56,73 @@ class IMAEObjective:
                 "marginal_kl_z": kl_z, "total_correlation": tc}
 
 
-OBJECTIVES = {"imae": IMAEObjective}
+class BetaVAEObjective:
+    """beta-VAE on the hybrid code: recon + beta * E_x KL(p(y|x) || U) + beta * E_x KL(p(z|x) || N(0, I)),
+    i.e. -(1) + beta[(2)+(3)] + beta[(4)+(5)] of Figure 1, both KLs in closed form; plus VAT."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+
+    def __call__(self, fp: ForwardPass) -> dict[str, torch.Tensor]:
+        cfg, post = self.cfg, fp.posterior
+        recon = reconstruction_nll(fp.reconstruction_logits, fp.x)
+        kl_y = est.categorical_kl_to_uniform(post.logits).mean()
+        kl_z = est.gaussian_kl_to_standard_normal(post.mu, post.logvar).mean()
+        loss = cfg.reconstruction_weight * recon + cfg.beta * (kl_y + kl_z + cfg.vat_weight * fp.vat)
+        return {"loss": loss, "reconstruction": recon, "kl_y": kl_y, "kl_z": kl_z, "vat": fp.vat,
+                "mutual_info_xy": est.mutual_information_xy(post.logits)}
+
+
+class InfoVAEObjective:
+    """InfoVAE: only the aggregate-posterior terms, recon + beta * KL(p(y) || U) + beta * D(p(z), N(0, I)),
+    -(1) + beta(3) + beta(5); D the minibatch KL estimator or an MMD (RBF or IMQ kernel); plus VAT."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+
+    def __call__(self, fp: ForwardPass) -> dict[str, torch.Tensor]:
+        cfg, post = self.cfg, fp.posterior
+        recon = reconstruction_nll(fp.reconstruction_logits, fp.x)
+        kl_y = est.marginal_categorical_kl_to_uniform(post.logits)
+        if cfg.infovae_divergence == "kl":
+            log_joint, _ = est.aggregate_log_densities(fp.z, post.mu, post.logvar)
+            divergence_z = est.aggregate_kl_to_standard_normal(fp.z, log_joint)
+        else:
+            divergence_z = est.maximum_mean_discrepancy(fp.z, torch.randn_like(fp.z),
+                                                        kind=cfg.infovae_divergence.removeprefix("mmd-"))
+        loss = cfg.reconstruction_weight * recon + cfg.beta * (kl_y + divergence_z + cfg.vat_weight * fp.vat)
+        return {"loss": loss, "reconstruction": recon, "marginal_kl_y": kl_y, "divergence_z": divergence_z,
+                "vat": fp.vat, "mutual_info_xy": est.mutual_information_xy(post.logits)}
+
+
+def capacity(target: float, step: int, iterations: int, cap: float = math.inf) -> float:
+    """JointVAE's capacity: raised linearly from 0 to target over `iterations` steps, then held; at most cap."""
+    return min(target * min(step / iterations, 1.0), cap)
+
+
+class JointVAEObjective:
+    """JointVAE: recon + beta * |KL_y - C_y| + beta * |KL_z - C_z|, KL_y = E_x KL(p(y|x) || U) = (2)+(3),
+    KL_z = E_x KL(p(z|x) || N(0, I)) = (4)+(5), the capacities C raised linearly, C_y capped at log K2."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+
+    def __call__(self, fp: ForwardPass) -> dict[str, torch.Tensor]:
+        cfg, post = self.cfg, fp.posterior
+        recon = reconstruction_nll(fp.reconstruction_logits, fp.x)
+        kl_y = est.categorical_kl_to_uniform(post.logits).mean()
+        kl_z = est.gaussian_kl_to_standard_normal(post.mu, post.logvar).mean()
+        c_y = capacity(cfg.capacity_y, fp.step, cfg.capacity_iterations, cap=math.log(cfg.categories))
+        c_z = capacity(cfg.capacity_z, fp.step, cfg.capacity_iterations)
+        loss = cfg.reconstruction_weight * recon + cfg.beta * (
+            (kl_y - c_y).abs() + (kl_z - c_z).abs() + cfg.vat_weight * fp.vat)
+        return {"loss": loss, "reconstruction": recon, "kl_y": kl_y, "kl_z": kl_z, "vat": fp.vat,
+                "capacity_y": kl_y.new_tensor(c_y), "capacity_z": kl_z.new_tensor(c_z),
+                "mutual_info_xy": est.mutual_information_xy(post.logits)}
+
+
+OBJECTIVES = {"imae": IMAEObjective, "beta-vae": BetaVAEObjective, "info-vae": InfoVAEObjective,
+              "joint-vae": JointVAEObjective}
 
 
 def build_objective(cfg: TrainConfig):

@@ -23,7 +23,10 @@ def atomic_write(path: Path, write) -> None:
     so a reader (or a crash) never sees a half-written file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

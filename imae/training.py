@@ -54,7 +54,7 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module):
     return optimizer, torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
 
 
-def forward_pass(model: HybridAutoencoder, x: torch.Tensor, cfg: TrainConfig) -> ForwardPass:
+def forward_pass(model: HybridAutoencoder, x: torch.Tensor, cfg: TrainConfig, step: int = 0) -> ForwardPass:
     post = model.encoder(x)
     z, y = model.sample_code(post, cfg.temperature)
     if cfg.vat:
@@ -62,7 +62,7 @@ def forward_pass(model: HybridAutoencoder, x: torch.Tensor, cfg: TrainConfig) ->
             vat = virtual_adversarial_loss(model.encoder.logits, x, post.logits, cfg.vat_eps, cfg.vat_xi)
     else:
         vat = x.new_zeros(())
-    return ForwardPass(x, post, z, y, model.decoder(z, y), vat)
+    return ForwardPass(x, post, z, y, model.decoder(z, y), vat, step)
 
 
 def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int) -> None:
@@ -81,7 +81,7 @@ def train_epoch(model, objective, optimizer, train: ImageSet, cfg: TrainConfig, 
     bar = tqdm(shuffled_batches(train.images, cfg.batch_size, generator), total=steps,
                desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False, unit="batch")
     for step, x in enumerate(bar, 1):
-        terms = objective(forward_pass(model, x, cfg))
+        terms = objective(forward_pass(model, x, cfg, step=(epoch - 1) * steps + step - 1))
         check_finite(terms, epoch, step)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()

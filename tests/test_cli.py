@@ -1,0 +1,105 @@
+"""End to end through the command line, on a tiny generated data set."""
+
+import json
+
+import pytest
+
+from imae.cli import main
+
+from conftest import write_mnist_like
+
+FAST = ["--epochs", "2", "--batch-size", "64", "--no-progress", "--seed", "0"]
+
+
+def _train(data_dir, out, *extra):
+    return main(["train", "--dataset", "mnist", "--data-dir", str(data_dir), "--out", str(out), *FAST, *extra])
+
+
+def test_train_writes_run_directory_and_evaluate_recomputes(tiny_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(tiny_mnist, out) == 0
+    for name in ("config.json", "checkpoint.pt", "metrics.json", "history.jsonl"):
+        assert (out / name).is_file(), name
+    assert list(out.glob("events.out.tfevents.*")), "TensorBoard events missing"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"accuracy", "mutual_info_xy", "reconstruction_error"} <= set(metrics)
+    config = json.loads((out / "config.json").read_text())
+    assert config["beta"] == 5.0 and config["gamma"] is None and config["vat"] is True
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert "epoch 2/2" in capsys.readouterr().out
+
+    (out / "metrics.json").unlink()
+    assert main(["evaluate", str(out)]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "mutual_info_xy", "reconstruction_error"):
+        assert again[key] == pytest.approx(metrics[key], rel=1e-5)
+
+
+def test_training_lowers_the_loss(tiny_mnist, tmp_path):
+    out = tmp_path / "run"
+    assert _train(tiny_mnist, out, "--epochs", "4", "--optimizer", "adam") == 0
+    losses = [json.loads(line)["train"]["loss"] for line in (out / "history.jsonl").read_text().splitlines()]
+    assert losses[-1] < losses[0]
+
+
+def test_same_seed_same_metrics(tiny_mnist, tmp_path):
+    assert _train(tiny_mnist, tmp_path / "a") == 0
+    assert _train(tiny_mnist, tmp_path / "b") == 0
+    assert (tmp_path / "a" / "metrics.json").read_text() == (tmp_path / "b" / "metrics.json").read_text()
+
+
+def test_resume_finishes_like_an_uninterrupted_run(tiny_mnist, tmp_path):
+    assert _train(tiny_mnist, tmp_path / "full", "--epochs", "3") == 0
+    assert _train(tiny_mnist, tmp_path / "cut", "--epochs", "3") == 0
+    # Rewind the second run to its epoch-1 state by retraining 1 epoch into a copy of its config.
+    assert _train(tiny_mnist, tmp_path / "part", "--epochs", "1") == 0
+    config = json.loads((tmp_path / "part" / "config.json").read_text())
+    config["epochs"] = 3
+    (tmp_path / "part" / "config.json").write_text(json.dumps(config))
+    assert main(["train", "--resume", str(tmp_path / "part"), "--no-progress"]) == 0
+    assert (tmp_path / "part" / "metrics.json").read_text() == (tmp_path / "full" / "metrics.json").read_text()
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("imae: error:") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_corrupt_idx_file_gets_one_line_error(tmp_path, capsys):
+    data = write_mnist_like(tmp_path / "data")
+    target = data / "train-images-idx3-ubyte.gz"
+    target.write_bytes(target.read_bytes()[:200])
+    assert _train(data, tmp_path / "run") == 2
+    assert "train-images-idx3-ubyte.gz" in _error_line(capsys)
+
+
+def test_existing_run_directory_is_refused(tiny_mnist, tmp_path, capsys):
+    assert _train(tiny_mnist, tmp_path / "run", "--epochs", "1") == 0
+    capsys.readouterr()
+    assert _train(tiny_mnist, tmp_path / "run", "--epochs", "1", "--beta", "2") == 2
+    assert "already holds a run" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("option", [["--beta", "-1"], ["--gamma", "-2"], ["--categories", "1"],
+                                    ["--batch-size", "1"], ["--epochs", "0"], ["--temperature", "0"]])
+def test_invalid_settings(tiny_mnist, tmp_path, capsys, option):
+    assert _train(tiny_mnist, tmp_path / "run", *option) == 2
+    assert option[0].lstrip("-").replace("-", "_") in _error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_missing_run(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nothing")]) == 2
+    assert "config.json" in _error_line(capsys)
+
+
+def test_truncated_checkpoint(tiny_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(tiny_mnist, out, "--epochs", "1") == 0
+    checkpoint = out / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main(["evaluate", str(out)]) == 2
+    assert "checkpoint.pt" in _error_line(capsys)

@@ -1,0 +1,42 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from imae.data.batches import ImageSet
+from imae.metrics import clustering_accuracy, evaluate
+from imae.networks import HybridAutoencoder
+
+
+def test_permuted_labelling_is_perfect():
+    labels = np.random.default_rng(0).integers(0, 10, size=500)
+    permutation = np.random.default_rng(1).permutation(10)
+    assert clustering_accuracy(permutation[labels], labels) == 1.0
+
+
+def _brute_force_accuracy(predicted, labels, k):
+    return max(np.mean(np.array(perm)[predicted] == labels) for perm in itertools.permutations(range(k)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_brute_force_over_all_matchings(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 5, size=60)
+    predicted = np.where(rng.random(60) < 0.6, labels, rng.integers(0, 5, size=60))
+    assert clustering_accuracy(predicted, labels) == pytest.approx(_brute_force_accuracy(predicted, labels, 5))
+
+
+def test_more_clusters_than_labels_counts_unmatched_as_wrong():
+    labels = np.array([0, 0, 1, 1])
+    predicted = np.array([0, 1, 2, 3])  # four clusters, two labels: at best two right
+    assert clustering_accuracy(predicted, labels) == 0.5
+
+
+def test_evaluate_reports_all_keys():
+    torch.manual_seed(0)
+    split = ImageSet(torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (50,)))
+    metrics = evaluate(HybridAutoencoder(784), split, batch_size=16)
+    assert set(metrics) >= {"accuracy", "mutual_info_xy", "reconstruction_error"}
+    assert 0 <= metrics["mutual_info_xy"] <= np.log(10) + 1e-6
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["reconstruction_error"] > 0

@@ -1,0 +1,87 @@
+"""VAT: the power-iteration direction against an exact Hessian-vector product, and its side effects."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from imae.config import TrainConfig
+from imae.estimators import categorical_kl
+from imae.networks import HybridAutoencoder
+from imae.training import forward_pass
+from imae.vat import adversarial_direction, virtual_adversarial_loss
+
+
+def _nets():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(20, 64), nn.Tanh(), nn.Linear(64, 5))
+    net64 = nn.Sequential(nn.Linear(20, 64), nn.Tanh(), nn.Linear(64, 5)).double()
+    net64.load_state_dict({k: v.double() for k, v in net.state_dict().items()})
+    return net, net64, torch.rand(64, 20) * 3
+
+
+def _exact_direction(net64, x, start):
+    """H d / |H d|, H the Hessian of KL(p(y|x) || p(y|x + r)) at r = 0, in float64 by double backward."""
+    x = x.double()
+    target = net64(x).detach()
+    r = torch.zeros_like(x, requires_grad=True)
+    (g,) = torch.autograd.grad(categorical_kl(target, net64(x + r)).sum(), r, create_graph=True)
+    (hd,) = torch.autograd.grad((g * start.double()).sum(), r)
+    return F.normalize(hd, dim=1)
+
+
+def _cosines(xi):
+    net, net64, x = _nets()
+    torch.manual_seed(1)
+    start = torch.randn_like(x)  # the same draw adversarial_direction makes after this seed
+    exact = _exact_direction(net64, x, start)
+    torch.manual_seed(1)
+    d = adversarial_direction(net, x, net(x), xi)
+    return (d.double() * exact).sum(1).abs()
+
+
+def test_direction_matches_exact_power_iteration():
+    for xi in (1e-2, TrainConfig().vat_xi):
+        assert _cosines(xi).mean() > 0.95
+
+
+def test_tiny_xi_loses_the_direction_in_float32():
+    # The reference xi = 1e-6 leaves a KL near 1e-13: its float32 gradient is rounding noise.
+    assert _cosines(1e-6).mean() < 0.8
+
+
+def test_adversarial_beats_random_direction():
+    net, _, x = _nets()
+    logits = net(x)
+    torch.manual_seed(2)
+    adversarial = virtual_adversarial_loss(net, x, logits, eps=1.0, xi=TrainConfig().vat_xi)
+    random = categorical_kl(logits, net(x + F.normalize(torch.randn_like(x), dim=1))).mean()
+    assert adversarial.item() > 2 * random.item() > 0
+
+
+def test_per_sample_radius():
+    net, _, x = _nets()
+    logits = net(x)
+    torch.manual_seed(3)
+    zero = virtual_adversarial_loss(net, x, logits, eps=torch.zeros(64), xi=1.0)
+    assert zero.item() < 1e-6
+
+
+def test_vat_leaves_batchnorm_statistics_untouched():
+    x = torch.rand(32, 784)
+    stats = []
+    for vat in (False, True):
+        torch.manual_seed(0)
+        model = HybridAutoencoder(784)
+        forward_pass(model, x, TrainConfig(vat=vat))
+        stats.append([b.clone() for b in model.encoder.buffers()])
+    for without, with_vat in zip(*stats):
+        assert torch.equal(without, with_vat)
+
+
+def test_vat_term_is_nonzero_and_differentiable():
+    torch.manual_seed(0)
+    model = HybridAutoencoder(784)
+    fp = forward_pass(model, torch.rand(32, 784), TrainConfig())
+    assert fp.vat.item() > 1e-6
+    fp.vat.backward()
+    assert model.encoder.head.weight.grad.abs().sum() > 0
