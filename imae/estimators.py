@@ -61,6 +61,37 @@ def pairwise_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     return gaussian_log_density(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))
 
 
+class _AggregateLogDensities(torch.autograd.Function):
+    """logsumexp_j log N(z_i; mu_j, sigma_j^2), per dimension and jointly, with a hand-written
+    backward: autograd would keep and revisit a dozen [M, N, K] intermediates; this keeps
+    three (the differences and the two softmax weights). Checked by gradcheck in the tests."""
+
+    @staticmethod
+    def forward(ctx, z, mu, logvar):
+        precision = torch.exp(-logvar)
+        diff = z.unsqueeze(1) - mu.unsqueeze(0)  # [M, N, K]
+        log_q = diff.square().mul_(precision).add_(logvar).add_(LOG_2PI).mul_(-0.5)
+        log_marginals = torch.logsumexp(log_q, dim=1)  # [M, K]
+        joint_terms = log_q.sum(2)  # [M, N]
+        log_joint = torch.logsumexp(joint_terms, dim=1)  # [M]
+        if any(ctx.needs_input_grad):
+            marginal_weights = log_q.sub_(log_marginals.unsqueeze(1)).exp_()  # softmax over j
+            joint_weights = joint_terms.sub_(log_joint.unsqueeze(1)).exp_()
+            ctx.save_for_backward(diff, precision, marginal_weights, joint_weights)
+        return log_joint, log_marginals
+
+    @staticmethod
+    def backward(ctx, grad_joint, grad_marginals):
+        diff, precision, marginal_weights, joint_weights = ctx.saved_tensors
+        # dLoss/dlog_q[i, j, k]; then d log_q / d(z, mu, logvar) = (-d*p, d*p, (d^2 p - 1) / 2).
+        grad_log_q = marginal_weights * grad_marginals.unsqueeze(1)
+        grad_log_q += (joint_weights * grad_joint.unsqueeze(1)).unsqueeze(2)
+        scaled = diff * precision
+        scaled *= grad_log_q
+        grad_logvar = 0.5 * ((scaled * diff).sum(0) - grad_log_q.sum(0))
+        return -scaled.sum(1), scaled.sum(0), grad_logvar
+
+
 def aggregate_log_densities(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                             chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(z_i) and log p(z_ik) under the aggregate posterior p = mean_j N(mu_j, sigma_j^2)
@@ -68,13 +99,12 @@ def aggregate_log_densities(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Ten
 
     Returns (joint [M], per-dimension [M, K]). `chunk` bounds memory to chunk * N * K for
     whole-split metrics; the batch objective uses one chunk."""
-    n = mu.shape[0]
-    joints, marginals = [], []
-    for start in range(0, z.shape[0], chunk or z.shape[0]):
-        log_q = pairwise_log_density(z[start:start + (chunk or z.shape[0])], mu, logvar)
-        joints.append(torch.logsumexp(log_q.sum(2), dim=1) - math.log(n))
-        marginals.append(torch.logsumexp(log_q, dim=1) - math.log(n))
-    return torch.cat(joints), torch.cat(marginals)
+    log_n = math.log(mu.shape[0])
+    step = chunk or z.shape[0]
+    parts = [_AggregateLogDensities.apply(z[start:start + step], mu, logvar)
+             for start in range(0, z.shape[0], step)]
+    return (torch.cat([joint for joint, _ in parts]) - log_n,
+            torch.cat([marginals for _, marginals in parts]) - log_n)
 
 
 def marginal_kl_to_standard_normal(z: torch.Tensor, log_marginals: torch.Tensor) -> torch.Tensor:
