@@ -25,7 +25,7 @@ def _forward(cfg, seed=0):
 
 
 def test_beta_vae_at_beta_one_is_the_negative_elbo():
-    cfg = TrainConfig(model="beta-vae", beta=1.0, vat=False).validate()
+    cfg = TrainConfig(model="beta-vae", beta=1.0, vat=False, reconstruction_weight=1.0).validate()
     fp = _forward(cfg)
     post = fp.posterior
     # -ELBO = -E log q(x|y,z) + KL(p(y|x) || U) + KL(p(z|x) || N(0, I)), written with torch.distributions.
@@ -60,7 +60,7 @@ def test_jointvae_loss_uses_capacity_at_step():
     fp.step = 20
     terms = JointVAEObjective(cfg)(fp)
     assert terms["capacity_y"].item() == pytest.approx(1.0) and terms["capacity_z"].item() == pytest.approx(1.0)
-    expected = terms["reconstruction"] + 2.0 * ((terms["kl_y"] - 1.0).abs() + (terms["kl_z"] - 1.0).abs())
+    expected = cfg.reconstruction_weight * terms["reconstruction"] + 2.0 * ((terms["kl_y"] - 1.0).abs() + (terms["kl_z"] - 1.0).abs())
     assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
