@@ -32,13 +32,20 @@ def reconstruction_nll(reconstruction_logits: torch.Tensor, x: torch.Tensor) -> 
     return bce.sum(1).mean()
 
 
-class IMAEObjective:
-    """Minimises -L_IMAE, eq (10):
-        w_rec * recon - beta * L(y) + beta * sum_k KL(p(z_k) || N(0,1)) + gamma * TC(z),
-    with L(y) = w_H * H(y) - H(y|x) - w_vat * VAT, eq (11) (w_H = w_vat = 1 is the paper's)."""
+class Objective:
+    """A model's loss: called on a ForwardPass, returns {"loss": ..., every named term: ...}."""
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
+
+    def __call__(self, fp: ForwardPass) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class IMAEObjective(Objective):
+    """Minimises -L_IMAE, eq (10):
+        w_rec * recon - beta * L(y) + beta * sum_k KL(p(z_k) || N(0,1)) + gamma * TC(z),
+    with L(y) = w_H * H(y) - H(y|x) - w_vat * VAT, eq (11) (w_H = w_vat = 1 is the paper's)."""
 
     def __call__(self, fp: ForwardPass) -> dict[str, torch.Tensor]:
         cfg, post = self.cfg, fp.posterior
@@ -56,29 +63,28 @@ class IMAEObjective:
                 "marginal_kl_z": kl_z, "total_correlation": tc}
 
 
-class BetaVAEObjective:
+def posterior_kls(post: Posterior) -> tuple[torch.Tensor, torch.Tensor]:
+    """E_x KL(p(y|x) || U) = (2)+(3) and E_x KL(p(z|x) || N(0, I)) = (4)+(5) of Figure 1, closed forms."""
+    return (est.categorical_kl_to_uniform(post.logits).mean(),
+            est.gaussian_kl_to_standard_normal(post.mu, post.logvar).mean())
+
+
+class BetaVAEObjective(Objective):
     """beta-VAE on the hybrid code: recon + beta * E_x KL(p(y|x) || U) + beta * E_x KL(p(z|x) || N(0, I)),
     i.e. -(1) + beta[(2)+(3)] + beta[(4)+(5)] of Figure 1, both KLs in closed form; plus VAT."""
-
-    def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
 
     def __call__(self, fp: ForwardPass) -> dict[str, torch.Tensor]:
         cfg, post = self.cfg, fp.posterior
         recon = reconstruction_nll(fp.reconstruction_logits, fp.x)
-        kl_y = est.categorical_kl_to_uniform(post.logits).mean()
-        kl_z = est.gaussian_kl_to_standard_normal(post.mu, post.logvar).mean()
+        kl_y, kl_z = posterior_kls(post)
         loss = cfg.reconstruction_weight * recon + cfg.beta * (kl_y + kl_z + cfg.vat_weight * fp.vat)
         return {"loss": loss, "reconstruction": recon, "kl_y": kl_y, "kl_z": kl_z, "vat": fp.vat,
                 "mutual_info_xy": est.mutual_information_xy(post.logits)}
 
 
-class InfoVAEObjective:
+class InfoVAEObjective(Objective):
     """InfoVAE: only the aggregate-posterior terms, recon + beta * KL(p(y) || U) + beta * D(p(z), N(0, I)),
     -(1) + beta(3) + beta(5); D the minibatch KL estimator or an MMD (RBF or IMQ kernel); plus VAT."""
-
-    def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
 
     def __call__(self, fp: ForwardPass) -> dict[str, torch.Tensor]:
         cfg, post = self.cfg, fp.posterior
@@ -100,18 +106,14 @@ def capacity(target: float, step: int, iterations: int, cap: float = math.inf) -
     return min(target * min(step / iterations, 1.0), cap)
 
 
-class JointVAEObjective:
+class JointVAEObjective(Objective):
     """JointVAE: recon + beta * |KL_y - C_y| + beta * |KL_z - C_z|, KL_y = E_x KL(p(y|x) || U) = (2)+(3),
     KL_z = E_x KL(p(z|x) || N(0, I)) = (4)+(5), the capacities C raised linearly, C_y capped at log K2."""
-
-    def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
 
     def __call__(self, fp: ForwardPass) -> dict[str, torch.Tensor]:
         cfg, post = self.cfg, fp.posterior
         recon = reconstruction_nll(fp.reconstruction_logits, fp.x)
-        kl_y = est.categorical_kl_to_uniform(post.logits).mean()
-        kl_z = est.gaussian_kl_to_standard_normal(post.mu, post.logvar).mean()
+        kl_y, kl_z = posterior_kls(post)
         c_y = capacity(cfg.capacity_y, fp.step, cfg.capacity_iterations, cap=math.log(cfg.categories))
         c_z = capacity(cfg.capacity_z, fp.step, cfg.capacity_iterations)
         loss = cfg.reconstruction_weight * recon + cfg.beta * (
