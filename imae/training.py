@@ -100,6 +100,26 @@ def format_epoch(epoch: int, cfg: TrainConfig, train_terms: dict, test: dict, se
             f"I(x;y)={test['mutual_info_xy']:.3f} reconstruction_error={test['reconstruction_error']:.2f}")
 
 
+def checkpoint_state(epoch: int, model, optimizer, scheduler, generator: torch.Generator) -> dict:
+    """Everything a resumed run needs to continue exactly: weights, optimiser, schedule, RNGs."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": epoch,
+            "torch_rng": torch.get_rng_state(), "data_rng": generator.get_state()}
+
+
+def restore(state: dict, model, optimizer, scheduler, generator: torch.Generator) -> int:
+    """Load a checkpoint_state into the training objects; returns the epoch it was taken after."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        generator.set_state(state["data_rng"])
+        return int(state["epoch"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise ImaeError(f"checkpoint does not fit the run's config ({type(exc).__name__}: {exc})") from None
+
+
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True,
           log: Callable[[str], None] = print) -> dict[str, float]:
     """Train (or resume) the run in run_dir; returns the final test metrics, also written
@@ -113,19 +133,16 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     model = build_model(cfg, train_set.input_dim)
     objective = build_objective(cfg)
     optimizer, scheduler = build_optimizer(cfg, model)
+    training_state = (model, optimizer, scheduler, generator)
     start_epoch = 1
-    if resume:
-        state = runs.load_checkpoint(run_dir)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        generator.set_state(state["data_rng"])
-        start_epoch = state["epoch"] + 1
-        runs.truncate_history(run_dir, state["epoch"])
-        log(f"resuming {run_dir} after epoch {state['epoch']}")
-    else:
+    if not resume:
         runs.prepare(run_dir, cfg)
+    elif (run_dir / runs.CHECKPOINT).exists():
+        start_epoch = restore(runs.load_checkpoint(run_dir), *training_state) + 1
+        runs.truncate_history(run_dir, start_epoch - 1)
+        log(f"resuming {run_dir} after epoch {start_epoch - 1}")
+    else:  # killed before its first checkpoint: start again from its saved config
+        runs.truncate_history(run_dir, 0)
     writer = SummaryWriter(log_dir=str(run_dir))
     test_metrics = {}
     try:
@@ -141,13 +158,11 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
             for name, value in test_metrics.items():
                 writer.add_scalar(f"test/{name}", value, epoch)
             writer.flush()
-            runs.save_checkpoint(run_dir, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch,
-                "torch_rng": torch.get_rng_state(), "data_rng": generator.get_state()})
+            # History first: a kill between the two leaves a row that resuming drops and redoes.
             runs.append_history(run_dir, {"epoch": epoch, "seconds": seconds,
                                           "samples_per_second": len(train_set) / seconds,
                                           "train": train_terms, "test": test_metrics})
+            runs.save_checkpoint(run_dir, checkpoint_state(epoch, *training_state))
     finally:
         writer.close()
     if not test_metrics:  # resumed a finished run: nothing trained, evaluate what is there

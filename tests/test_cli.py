@@ -103,3 +103,14 @@ def test_truncated_checkpoint(tiny_mnist, tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(out)]) == 2
     assert "checkpoint.pt" in _error_line(capsys)
+
+
+def test_resume_before_the_first_checkpoint_starts_over(tiny_mnist, tmp_path):
+    assert _train(tiny_mnist, tmp_path / "full") == 0
+    assert _train(tiny_mnist, tmp_path / "killed") == 0
+    (tmp_path / "killed" / "checkpoint.pt").unlink()  # as if killed during epoch 1
+    (tmp_path / "killed" / "metrics.json").unlink()
+    assert main(["train", "--resume", str(tmp_path / "killed"), "--no-progress"]) == 0
+    assert (tmp_path / "killed" / "metrics.json").read_text() == (tmp_path / "full" / "metrics.json").read_text()
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "killed" / "history.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
