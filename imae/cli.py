@@ -51,6 +51,9 @@ def _train_parser(sub) -> None:
     v.add_argument("--vat-weight", type=float, default=DEFAULTS.vat_weight,
                    help="weight of VAT relative to beta (inside L(y) for IMAE)")
     v.add_argument("--vat-eps", type=float, default=DEFAULTS.vat_eps, help="adversarial radius (L2, pixels in [0,1])")
+    v.add_argument("--vat-eps-neighbours", type=int, metavar="K",
+                   help="per-sample radius: vat-eps x the distance to the K-th nearest training image "
+                        "(IMSAT: --vat-eps 0.25 --vat-eps-neighbours 10)")
     v.add_argument("--vat-xi", type=float, default=DEFAULTS.vat_xi, help="finite-difference step of the power iteration")
     o = p.add_argument_group("optimisation")
     o.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer)

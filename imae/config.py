@@ -38,6 +38,7 @@ class TrainConfig:
     vat: bool = True
     vat_weight: float = 10.0
     vat_eps: float = 1.0
+    vat_eps_neighbours: int | None = None  # if set: radius = vat_eps x distance to the k-th neighbour (IMSAT)
     vat_xi: float = 1.0
     temperature: float = 0.67
     # Baselines (section 3 of METHOD.md): InfoVAE's divergence on p(z); JointVAE's capacities,
@@ -90,6 +91,8 @@ class TrainConfig:
         _integer_at_least("batch_size", self.batch_size, 2)
         _integer_at_least("epochs", self.epochs, 1)
         _integer_at_least("eval_batch_size", self.eval_batch_size, 1)
+        if self.vat_eps_neighbours is not None:
+            _integer_at_least("vat_eps_neighbours", self.vat_eps_neighbours, 1)
         if self.train_subset is not None:
             _integer_at_least("train_subset", self.train_subset, 2)
         if self.data_dir is not None and not isinstance(self.data_dir, str):

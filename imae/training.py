@@ -12,13 +12,13 @@ from tqdm import tqdm
 from . import runs
 from .config import TrainConfig
 from .data import load_dataset
-from .data.batches import ImageSet, batches_per_epoch, shuffled_batches
+from .data.batches import ImageSet, as_float, batches_per_epoch, shuffled_indices
 from .data.mnist import ensure_available
 from .errors import ImaeError
 from .metrics import evaluate
 from .networks import HybridAutoencoder, frozen_batchnorm_statistics
 from .objectives import ForwardPass, build_objective
-from .vat import virtual_adversarial_loss
+from .vat import nearest_neighbour_radius, virtual_adversarial_loss
 
 IMAGE_SIDE = {"mnist": 28, "fashion-mnist": 28}
 
@@ -54,12 +54,15 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module):
     return optimizer, torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
 
 
-def forward_pass(model: HybridAutoencoder, x: torch.Tensor, cfg: TrainConfig, step: int = 0) -> ForwardPass:
+def forward_pass(model: HybridAutoencoder, x: torch.Tensor, cfg: TrainConfig, step: int = 0,
+                 vat_eps: float | torch.Tensor | None = None) -> ForwardPass:
+    """Encode, sample the code, decode, and the VAT term (radius vat_eps, default cfg.vat_eps)."""
     post = model.encoder(x)
     z, y = model.sample_code(post, cfg.temperature)
     if cfg.vat:
         with frozen_batchnorm_statistics(model.encoder):
-            vat = virtual_adversarial_loss(model.encoder.logits, x, post.logits, cfg.vat_eps, cfg.vat_xi)
+            eps = cfg.vat_eps if vat_eps is None else vat_eps
+            vat = virtual_adversarial_loss(model.encoder.logits, x, post.logits, eps, cfg.vat_xi)
     else:
         vat = x.new_zeros(())
     return ForwardPass(x, post, z, y, model.decoder(z, y), vat, step)
@@ -73,15 +76,19 @@ def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int) -> None:
 
 
 def train_epoch(model, objective, optimizer, train: ImageSet, cfg: TrainConfig, generator: torch.Generator,
-                epoch: int, progress: bool) -> dict[str, float]:
-    """One pass over the training set; returns the mean of every loss term."""
+                epoch: int, progress: bool, vat_radius: torch.Tensor | None = None) -> dict[str, float]:
+    """One pass over the training set; returns the mean of every loss term. vat_radius: one
+    VAT radius per training image, or None for cfg.vat_eps."""
     model.train()
     sums: dict[str, float] = {}
     steps = batches_per_epoch(len(train), cfg.batch_size)
-    bar = tqdm(shuffled_batches(train.images, cfg.batch_size, generator), total=steps,
-               desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False, unit="batch")
-    for step, x in enumerate(bar, 1):
-        terms = objective(forward_pass(model, x, cfg, step=(epoch - 1) * steps + step - 1))
+    batches = shuffled_indices(len(train), cfg.batch_size, generator, train.images.device)
+    bar = tqdm(batches, total=steps, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress,
+               leave=False, unit="batch")
+    for step, index in enumerate(bar, 1):
+        eps = None if vat_radius is None else vat_radius[index]
+        fp = forward_pass(model, as_float(train.images[index]), cfg, (epoch - 1) * steps + step - 1, eps)
+        terms = objective(fp)
         check_finite(terms, epoch, step)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -143,12 +150,17 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         log(f"resuming {run_dir} after epoch {start_epoch - 1}")
     else:  # killed before its first checkpoint: start again from its saved config
         runs.truncate_history(run_dir, 0)
+    vat_radius = None
+    if cfg.vat and cfg.vat_eps_neighbours is not None:
+        log(f"VAT radius: {cfg.vat_eps} x distance to the {cfg.vat_eps_neighbours}-th nearest training image")
+        vat_radius = nearest_neighbour_radius(as_float(train_set.images), cfg.vat_eps_neighbours, cfg.vat_eps)
     writer = SummaryWriter(log_dir=str(run_dir))
     test_metrics = {}
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
             started = time.perf_counter()
-            train_terms = train_epoch(model, objective, optimizer, train_set, cfg, generator, epoch, progress)
+            train_terms = train_epoch(model, objective, optimizer, train_set, cfg, generator, epoch, progress,
+                                      vat_radius)
             seconds = time.perf_counter() - started
             scheduler.step()
             test_metrics = evaluate(model, test_set, cfg.eval_batch_size)

@@ -35,3 +35,17 @@ def virtual_adversarial_loss(classify: Callable[[torch.Tensor], torch.Tensor], x
     if eps.ndim == 1:
         eps = eps.reshape(-1, *([1] * (x.ndim - 1)))
     return categorical_kl(logits.detach(), classify(x + eps * r)).mean()
+
+
+@torch.no_grad()
+def nearest_neighbour_radius(x: torch.Tensor, neighbours: int, scale: float, chunk: int = 1000) -> torch.Tensor:
+    """IMSAT's per-sample VAT radius: scale x the L2 distance from each row of x [N, D] to its
+    k-th nearest other row (exact, by chunked squared-distance matrices)."""
+    squared_norms = x.square().sum(1)
+    radii = []
+    for start in range(0, x.shape[0], chunk):
+        rows = x[start:start + chunk]
+        d2 = squared_norms[start:start + chunk, None] + squared_norms[None] - 2.0 * rows @ x.T
+        d2[torch.arange(rows.shape[0]), torch.arange(start, start + rows.shape[0])] = float("inf")  # not itself
+        radii.append(d2.kthvalue(neighbours, dim=1).values.clamp_min(0.0).sqrt())
+    return scale * torch.cat(radii)

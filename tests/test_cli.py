@@ -114,3 +114,9 @@ def test_resume_before_the_first_checkpoint_starts_over(tiny_mnist, tmp_path):
     assert (tmp_path / "killed" / "metrics.json").read_text() == (tmp_path / "full" / "metrics.json").read_text()
     epochs = [json.loads(line)["epoch"] for line in (tmp_path / "killed" / "history.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
+
+
+def test_per_sample_vat_radius_trains(tiny_mnist, tmp_path):
+    out = tmp_path / "run"
+    assert _train(tiny_mnist, out, "--vat-eps", "0.25", "--vat-eps-neighbours", "10") == 0
+    assert json.loads((out / "config.json").read_text())["vat_eps_neighbours"] == 10

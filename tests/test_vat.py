@@ -85,3 +85,14 @@ def test_vat_term_is_nonzero_and_differentiable():
     assert fp.vat.item() > 1e-6
     fp.vat.backward()
     assert model.encoder.head.weight.grad.abs().sum() > 0
+
+
+def test_nearest_neighbour_radius_brute_force():
+    from scipy.spatial.distance import cdist
+
+    from imae.vat import nearest_neighbour_radius
+    x = torch.rand(23, 7, dtype=torch.float64)
+    distances = cdist(x.numpy(), x.numpy())
+    expected = [0.25 * sorted(row[j] for j in range(23) if j != i)[2] for i, row in enumerate(distances)]
+    got = nearest_neighbour_radius(x, neighbours=3, scale=0.25, chunk=5)
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64))

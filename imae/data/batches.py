@@ -37,14 +37,19 @@ def as_float(images: torch.Tensor) -> torch.Tensor:
     return images.reshape(images.shape[0], -1).float().div_(255.0)
 
 
-def shuffled_batches(images: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """One epoch of shuffled float batches; the last incomplete batch is dropped, since
-    the batch estimators of I(x;y) and of the aggregate posterior need full batches."""
-    n = images.shape[0]
+def shuffled_indices(n: int, batch_size: int, generator: torch.Generator, device=None) -> Iterator[torch.Tensor]:
+    """One epoch of shuffled index batches; the last incomplete batch is dropped, since the
+    batch estimators of I(x;y) and of the aggregate posterior need full batches."""
     batch_size = min(batch_size, n)
-    order = torch.randperm(n, generator=generator).to(images.device)
+    order = torch.randperm(n, generator=generator).to(device)
     for start in range(0, n - batch_size + 1, batch_size):
-        yield as_float(images[order[start:start + batch_size]])
+        yield order[start:start + batch_size]
+
+
+def shuffled_batches(images: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """One epoch of shuffled float batches (see shuffled_indices)."""
+    for index in shuffled_indices(images.shape[0], batch_size, generator, images.device):
+        yield as_float(images[index])
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:
