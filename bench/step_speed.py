@@ -11,7 +11,6 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from imae.config import TrainConfig
 from imae.data import load_dataset
