@@ -10,11 +10,13 @@ import torch
 
 @dataclass
 class ImageSet:
-    """A split of a data set: uint8 images [N, H, W] (or [N, C, H, W]) and optional int64 labels [N]."""
+    """A split of a data set: uint8 images [N, H, W] (or [N, C, H, W]), optional int64 labels [N],
+    and, for data sets with known generative factors (dSprites), int64 factor classes [N, F]."""
 
     images: torch.Tensor
     labels: torch.Tensor | None
     name: str = ""
+    factors: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -24,12 +26,18 @@ class ImageSet:
         return int(self.images[0].numel())
 
     def subset(self, n: int) -> "ImageSet":
-        labels = None if self.labels is None else self.labels[:n]
-        return ImageSet(self.images[:n], labels, self.name)
+        return ImageSet(self.images[:n], _head(self.labels, n), self.name, _head(self.factors, n))
 
     def to(self, device: torch.device | str) -> "ImageSet":
-        labels = None if self.labels is None else self.labels.to(device)
-        return ImageSet(self.images.to(device), labels, self.name)
+        return ImageSet(self.images.to(device), _move(self.labels, device), self.name, _move(self.factors, device))
+
+
+def _head(tensor: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    return None if tensor is None else tensor[:n]
+
+
+def _move(tensor: torch.Tensor | None, device) -> torch.Tensor | None:
+    return None if tensor is None else tensor.to(device)
 
 
 def as_float(images: torch.Tensor) -> torch.Tensor:

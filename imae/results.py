@@ -1,0 +1,64 @@
+"""Gather the run directories below a study directory into one table: settings and metrics.
+
+A run directory holds config.json; a finished run also holds metrics.json, a failed one
+error.json ({"error": one line, "traceback": text}), and one still running or killed neither.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import runs
+from .errors import ImaeError
+
+ERROR = "error.json"
+
+
+def find_runs(study_dir: Path) -> list[Path]:
+    """Every run directory below study_dir (itself included), sorted by path."""
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise ImaeError(f"{study_dir}: not a directory")
+    return sorted(path.parent for path in study_dir.rglob(runs.CONFIG))
+
+
+def run_status(run_dir: Path) -> str:
+    """'finished', 'failed' or 'incomplete'."""
+    run_dir = Path(run_dir)
+    if (run_dir / runs.METRICS).is_file():
+        return "finished"
+    if (run_dir / ERROR).is_file():
+        return "failed"
+    return "incomplete"
+
+
+def scalar_metrics(metrics: dict, prefix: str = "") -> dict:
+    """Flatten nested dicts to 'a.b' keys and lists to 'a.0', 'a.1', ... so every cell is a scalar."""
+    flat = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(scalar_metrics(value, f"{name}."))
+        elif isinstance(value, list):
+            flat.update(scalar_metrics(dict(enumerate(value)), f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_run(run_dir: Path, study_dir: Path | None = None) -> dict:
+    """One row: run (path relative to study_dir), status, error, every setting, every metric."""
+    run_dir = Path(run_dir)
+    status = run_status(run_dir)
+    row = {"run": str(run_dir.relative_to(study_dir)) if study_dir else str(run_dir), "status": status}
+    row.update(runs.read_json(run_dir / runs.CONFIG))
+    if status == "finished":
+        row.update(scalar_metrics(runs.read_json(run_dir / runs.METRICS)))
+    elif status == "failed":
+        row["error"] = runs.read_json(run_dir / ERROR).get("error", "")
+    return row
+
+
+def results_table(study_dir: Path) -> list[dict]:
+    """One row per run directory below study_dir."""
+    return [load_run(path, Path(study_dir)) for path in find_runs(study_dir)]
