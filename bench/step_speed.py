@@ -47,7 +47,7 @@ def main() -> None:
     n = len(train) // cfg.batch_size * cfg.batch_size
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    model = build_model(cfg, train.input_dim)
+    model = build_model(cfg, tuple(train.images.shape[1:]))
     optimizer, _ = build_optimizer(cfg, model)
     objective = build_objective(cfg)
     bare, full, batching = [], [], []

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from .config import DATASETS, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS, TrainConfig
+from .config import (ARCHITECTURES, DATASETS, DEVICES, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS, TrainConfig,
+                     is_data_path)
 from .errors import ImaeError
 
 DEFAULTS = TrainConfig()
@@ -19,8 +20,13 @@ def _train_parser(sub) -> None:
                                    "checkpoint.pt (every epoch, atomically), history.jsonl, TensorBoard "
                                    "events and metrics.json (test accuracy, I(x;y), reconstruction error).")
     g = p.add_argument_group("data and run")
-    g.add_argument("--dataset", choices=DATASETS, default=DEFAULTS.dataset)
-    g.add_argument("--data-dir", help="directory with the IDX files (then $IMAE_DATA, then standard places)")
+    g.add_argument("--dataset", default=DEFAULTS.dataset, metavar="NAME_OR_PATH",
+                   help=f"{', '.join(DATASETS)} (default {DEFAULTS.dataset}), or your own data: a folder of "
+                        "PNG/JPEG images (one subfolder per class gives labels) or a .npy/.npz array")
+    g.add_argument("--data-dir", help="directory with the data set's files (then $IMAE_DATA, then standard places)")
+    g.add_argument("--image-size", type=int, metavar="S", help="own data: resize images to S x S")
+    g.add_argument("--device", choices=DEVICES, default=DEFAULTS.device,
+                   help="auto (default): CUDA when available, else CPU; the data is kept on the device")
     g.add_argument("--out", type=Path, help="run directory (default runs/DATASET-MODEL-beta-B-seed-S)")
     g.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     g.add_argument("--seed", type=int, default=DEFAULTS.seed)
@@ -30,7 +36,10 @@ def _train_parser(sub) -> None:
     m = p.add_argument_group("model and objective")
     m.add_argument("--model", choices=MODELS, default=DEFAULTS.model)
     m.add_argument("--continuous-dim", type=int, default=DEFAULTS.continuous_dim, help="K1, Gaussian code dimensions")
-    m.add_argument("--categories", type=int, default=DEFAULTS.categories, help="K2, categories of y")
+    m.add_argument("--categories", type=int, help="K2, categories of y (default 3 on dsprites, else 10)")
+    m.add_argument("--architecture", choices=ARCHITECTURES,
+                   help="mlp: Appendix G's MNIST network (default); mlp-large: its dSprites network (default on "
+                        "dsprites); conv: JointVAE's 4x4 stride-2 convolutions, for 32x32 and 64x64 images")
     m.add_argument("--beta", type=float, default=DEFAULTS.beta, help="weight of L(y) and L(z), eq (10)")
     m.add_argument("--gamma", type=float, help="weight of the total correlation (default 2 * beta)")
     m.add_argument("--reconstruction-weight", type=float, default=DEFAULTS.reconstruction_weight,
@@ -54,7 +63,8 @@ def _train_parser(sub) -> None:
     v.add_argument("--vat-eps-neighbours", type=int, metavar="K",
                    help="per-sample radius: vat-eps x the distance to the K-th nearest training image "
                         "(IMSAT: --vat-eps 0.25 --vat-eps-neighbours 10)")
-    v.add_argument("--vat-xi", type=float, default=DEFAULTS.vat_xi, help="finite-difference step of the power iteration")
+    v.add_argument("--vat-xi", type=float, default=DEFAULTS.vat_xi,
+                   help="finite-difference step of the power iteration")
     o = p.add_argument_group("optimisation")
     o.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer)
     o.add_argument("--lr", type=float, default=DEFAULTS.lr)
@@ -69,7 +79,8 @@ def _config_from(args) -> TrainConfig:
 
 
 def _default_out(cfg: TrainConfig) -> Path:
-    return Path("runs") / f"{cfg.dataset}-{cfg.model}-beta{cfg.beta:g}-seed{cfg.seed}"
+    name = Path(cfg.dataset).stem if is_data_path(cfg.dataset) else cfg.dataset
+    return Path("runs") / f"{name}-{cfg.model}-beta{cfg.beta:g}-seed{cfg.seed}"
 
 
 def cmd_train(args) -> int:
@@ -89,7 +100,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .training import evaluate_run
-    metrics = evaluate_run(args.run_dir, args.data_dir)
+    metrics = evaluate_run(args.run_dir, args.data_dir, args.device)
     print(json.dumps(metrics, indent=2, sort_keys=True))
     print(f"written: {Path(args.run_dir) / 'metrics.json'}")
     return 0
@@ -111,11 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Recompute accuracy (Hungarian matching), I(x;y) over the whole test split "
                                    "and the reconstruction error, and rewrite RUN_DIR/metrics.json.")
     e.add_argument("run_dir", type=Path)
-    e.add_argument("--data-dir", help="directory with the IDX files, if not where training found them")
+    e.add_argument("--data-dir", help="directory with the data set's files, if not where training found them")
+    e.add_argument("--device", choices=DEVICES, default="cpu")
     d = sub.add_parser("download", help="fetch MNIST or Fashion-MNIST and verify checksums",
                        description="Download the four IDX files from the official mirrors into DIR, verifying "
                                    "the published MD5 of each .gz and the SHA-256 of its content.")
-    d.add_argument("name", choices=DATASETS)
+    d.add_argument("name", choices=("mnist", "fashion-mnist"))
     d.add_argument("dir", type=Path)
     return parser
 

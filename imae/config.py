@@ -10,11 +10,18 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-DATASETS = ("mnist", "fashion-mnist")
+DATASETS = ("mnist", "fashion-mnist", "dsprites")
 MODELS = ("imae", "beta-vae", "info-vae", "joint-vae")
+ARCHITECTURES = ("mlp", "mlp-large", "conv")
+DEVICES = ("auto", "cpu", "cuda")
 INFOVAE_DIVERGENCES = ("kl", "mmd-rbf", "mmd-imq")
-# JointVAE's published schedules (Dupont 2018): (C_y target, C_z target, iterations to reach them).
-JOINTVAE_CAPACITIES = {"mnist": (5.0, 5.0, 25_000), "fashion-mnist": (10.0, 5.0, 50_000)}
+# JointVAE's published schedules (Dupont 2018): (C_y target, C_z target, iterations to reach them);
+# a user's own data gets MNIST's.
+JOINTVAE_CAPACITIES = {"mnist": (5.0, 5.0, 25_000), "fashion-mnist": (10.0, 5.0, 50_000),
+                       "dsprites": (1.1, 40.0, 300_000)}
+# Appendix G: K2 = 3 and the larger MLP on dSprites; K2 = 10 and the smaller MLP elsewhere.
+DATASET_DEFAULTS = {"dsprites": {"categories": 3, "architecture": "mlp-large"}}
+GENERIC_DEFAULTS = {"categories": 10, "architecture": "mlp"}
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -22,12 +29,14 @@ OPTIMIZERS = ("sgd", "adam")
 class TrainConfig:
     """Everything that decides a training run. Defaults are documented in the README."""
 
-    dataset: str = "mnist"
+    dataset: str = "mnist"  # a name in DATASETS, or a path to an image folder, a .npy or a .npz file
     data_dir: str | None = None
+    image_size: int | None = None  # own data: resize images to image_size x image_size
     model: str = "imae"
-    # Code shape: K1 Gaussian dimensions, one K2-way categorical.
+    # Code shape: K1 Gaussian dimensions, one K2-way categorical (None: the data set's default).
     continuous_dim: int = 10
-    categories: int = 10
+    categories: int | None = None
+    architecture: str | None = None  # mlp | mlp-large | conv (None: the data set's default)
     # Objective weights, eq (10): recon + beta*L(y) + beta*L(z) - gamma*TC. The three w_* weights
     # are 1 in the paper; the defaults were chosen by measurement on MNIST (README, "Defaults").
     beta: float = 5.0
@@ -58,6 +67,7 @@ class TrainConfig:
     seed: int = 0
     train_subset: int | None = None  # use only the first N training images (tests, quick looks)
     eval_batch_size: int = 2000
+    device: str = "auto"  # auto: CUDA when available, else CPU
 
     @property
     def gamma_value(self) -> float:
@@ -65,11 +75,21 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Check every setting; fill the data-set-dependent defaults so the saved config is complete."""
-        _choice("dataset", self.dataset, DATASETS)
+        if not isinstance(self.dataset, str) or not (self.dataset in DATASETS or is_data_path(self.dataset)):
+            raise ConfigError(f"option dataset: expected one of {', '.join(DATASETS)}, or a path to an image "
+                              f"folder, a .npy or a .npz file, got {self.dataset!r}")
         _choice("model", self.model, MODELS)
         _choice("infovae_divergence", self.infovae_divergence, INFOVAE_DIVERGENCES)
+        _choice("device", self.device, DEVICES)
+        defaults = DATASET_DEFAULTS.get(self.dataset, GENERIC_DEFAULTS)
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        _choice("architecture", self.architecture, ARCHITECTURES)
+        if self.image_size is not None:
+            _integer_at_least("image_size", self.image_size, 4)
         if self.model == "joint-vae":
-            c_y, c_z, iterations = JOINTVAE_CAPACITIES[self.dataset]
+            c_y, c_z, iterations = JOINTVAE_CAPACITIES.get(self.dataset, JOINTVAE_CAPACITIES["mnist"])
             self.capacity_y = c_y if self.capacity_y is None else self.capacity_y
             self.capacity_z = c_z if self.capacity_z is None else self.capacity_z
             self.capacity_iterations = iterations if self.capacity_iterations is None else self.capacity_iterations
@@ -124,6 +144,11 @@ class TrainConfig:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
         return cls.from_dict(values, source=str(path))
+
+
+def is_data_path(dataset: str) -> bool:
+    """A user's data set: a path (it need not exist yet; loading says so if it does not)."""
+    return "/" in dataset or dataset.endswith((".npy", ".npz")) or Path(dataset).exists()
 
 
 def _choice(name, value, allowed):

@@ -1,7 +1,8 @@
-"""Encoder and decoder of Appendix G: an MLP encoder to a hybrid code, an MLP Bernoulli decoder."""
+"""Encoders to the hybrid code (y, z) and Bernoulli decoders: Appendix G's MLPs, and JointVAE's convolutions."""
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -9,9 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Hidden widths per data set family (Appendix G, Table 1).
-ENCODER_HIDDEN = {"mnist": (500, 1000)}
-DECODER_HIDDEN = {"mnist": (500, 500)}
+from .config import ARCHITECTURES
+from .errors import ConfigError
+
+# Appendix G, Table 1: (encoder hidden widths, decoder hidden widths, BatchNorm in the encoder).
+MLP_WIDTHS = {"mlp": ((500, 1000), (500, 500), True),  # MNIST, Fashion-MNIST
+              "mlp-large": ((1200, 1200, 2400), (1200, 1200, 1200), False)}  # dSprites
+CONV_SIDES = (32, 64)
 
 
 @dataclass
@@ -23,16 +28,49 @@ class Posterior:
     logits: torch.Tensor
 
 
-class Encoder(nn.Module):
-    """x -> (mu, log sigma^2, logits): FC + BatchNorm + ReLU blocks, then one linear head."""
+def mlp(widths, batch_norm: bool) -> list[nn.Module]:
+    """FC (+ BatchNorm) + ReLU for each consecutive pair of widths."""
+    layers = []
+    for width_in, width_out in zip(widths[:-1], widths[1:]):
+        layers.append(nn.Linear(width_in, width_out))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(width_out))
+        layers.append(nn.ReLU())
+    return layers
 
-    def __init__(self, input_dim: int, continuous_dim: int, categories: int, hidden=(500, 1000)):
+
+def conv_encoder_body(channels: int, side: int) -> tuple[nn.Sequential, int]:
+    """JointVAE's encoder (Dupont 2018): 4x4 stride-2 convolutions down to 4x4, then FC 256."""
+    layers, width = [], channels
+    for out in [32, 32, 64] + [64] * (side == 64):
+        layers += [nn.Conv2d(width, out, 4, stride=2, padding=1), nn.ReLU()]
+        width = out
+    layers += [nn.Flatten(), nn.Linear(64 * 4 * 4, 256), nn.ReLU()]
+    return nn.Sequential(*layers), 256
+
+
+def conv_decoder(code_dim: int, channels: int, side: int) -> nn.Sequential:
+    """Mirror of conv_encoder_body: FC 256, FC 64x4x4, 4x4 stride-2 transposed convolutions."""
+    layers = [nn.Linear(code_dim, 256), nn.ReLU(), nn.Linear(256, 64 * 4 * 4), nn.ReLU(), nn.Unflatten(1, (64, 4, 4))]
+    widths = [64] * (side == 64) + [64, 32, 32, channels]
+    for width_in, width_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.ConvTranspose2d(width_in, width_out, 4, stride=2, padding=1), nn.ReLU()]
+    layers[-1] = nn.Flatten()  # no ReLU on the pixel logits
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    """x (flat, in [0, 1]) -> (mu, log sigma^2, logits): a body, then one linear head."""
+
+    def __init__(self, input_shape: tuple[int, int, int], continuous_dim: int, categories: int, architecture: str):
         super().__init__()
-        layers, width = [], input_dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU()]
-            width = h
-        self.body = nn.Sequential(*layers)
+        if architecture == "conv":
+            body, width = conv_encoder_body(input_shape[0], input_shape[1])
+            self.body = nn.Sequential(nn.Unflatten(1, input_shape), body)
+        else:
+            hidden, _, batch_norm = MLP_WIDTHS[architecture]
+            self.body = nn.Sequential(*mlp((math.prod(input_shape),) + hidden, batch_norm))
+            width = hidden[-1]
         self.head = nn.Linear(width, 2 * continuous_dim + categories)
         self.continuous_dim = continuous_dim
 
@@ -46,28 +84,44 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """(z, one-hot y) -> Bernoulli logits of every pixel (sigmoid gives the image)."""
+    """(z, one-hot y) -> Bernoulli logits of every pixel, flat (sigmoid gives the image)."""
 
-    def __init__(self, output_dim: int, code_dim: int, hidden=(500, 500)):
+    def __init__(self, input_shape: tuple[int, int, int], code_dim: int, architecture: str):
         super().__init__()
-        layers, width = [], code_dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        layers.append(nn.Linear(width, output_dim))
-        self.net = nn.Sequential(*layers)
+        if architecture == "conv":
+            self.net = conv_decoder(code_dim, input_shape[0], input_shape[1])
+        else:
+            _, hidden, _ = MLP_WIDTHS[architecture]
+            self.net = nn.Sequential(*mlp((code_dim,) + hidden, False), nn.Linear(hidden[-1], math.prod(input_shape)))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([z, y], dim=1))
 
 
+def check_input_shape(input_shape: tuple[int, ...], architecture: str) -> tuple[int, int, int]:
+    """(C, H, W) from an image shape [H, W] or [C, H, W]; the conv networks need square 32 or 64."""
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 2:
+        shape = (1,) + shape
+    if len(shape) != 3 or min(shape) < 1:
+        raise ConfigError(f"images of shape {input_shape}: expected [H, W] or [C, H, W]")
+    if architecture == "conv" and not (shape[1] == shape[2] and shape[1] in CONV_SIDES):
+        raise ConfigError(f"option architecture: conv expects square 32x32 or 64x64 images, got "
+                          f"{shape[1]}x{shape[2]} (resize them, or use --architecture mlp)")
+    return shape
+
+
 class HybridAutoencoder(nn.Module):
     """The stochastic encoder p(y, z | x) and the decoder q(x | y, z) of every model."""
 
-    def __init__(self, input_dim: int, continuous_dim: int = 10, categories: int = 10, family: str = "mnist"):
+    def __init__(self, input_shape: tuple[int, ...], continuous_dim: int = 10, categories: int = 10,
+                 architecture: str = "mlp"):
         super().__init__()
-        self.encoder = Encoder(input_dim, continuous_dim, categories, ENCODER_HIDDEN[family])
-        self.decoder = Decoder(input_dim, continuous_dim + categories, DECODER_HIDDEN[family])
+        if architecture not in ARCHITECTURES:
+            raise ConfigError(f"option architecture: expected one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
+        self.input_shape = check_input_shape(input_shape, architecture)
+        self.encoder = Encoder(self.input_shape, continuous_dim, categories, architecture)
+        self.decoder = Decoder(self.input_shape, continuous_dim + categories, architecture)
         self.categories = categories
 
     def sample_code(self, post: Posterior, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:

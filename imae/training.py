@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -11,16 +13,16 @@ from tqdm import tqdm
 
 from . import runs
 from .config import TrainConfig
-from .data import load_dataset
+from .data import IDX_DATASETS, load_dataset
 from .data.batches import ImageSet, as_float, batches_per_epoch, shuffled_indices
 from .data.mnist import ensure_available
-from .errors import ImaeError
+from .errors import CheckpointError, ConfigError, DataError, ImaeError
 from .metrics import evaluate
 from .networks import HybridAutoencoder, frozen_batchnorm_statistics
 from .objectives import ForwardPass, build_objective
 from .vat import nearest_neighbour_radius, virtual_adversarial_loss
 
-IMAGE_SIDE = {"mnist": 28, "fashion-mnist": 28}
+MONITOR_SIZE = 10_000  # test images evaluated after every epoch; the final metrics use the whole split
 
 
 class NumericalError(ImaeError):
@@ -28,21 +30,40 @@ class NumericalError(ImaeError):
 
 
 def load_splits(cfg: TrainConfig, log: Callable = print) -> tuple[ImageSet, ImageSet]:
-    ensure_available(cfg.dataset, cfg.data_dir, log=log)
-    train = load_dataset(cfg.dataset, "train", cfg.data_dir)
-    test = load_dataset(cfg.dataset, "test", cfg.data_dir)
+    """The training and test splits; their image shape decides the network's input."""
+    if cfg.dataset in IDX_DATASETS:
+        ensure_available(cfg.dataset, cfg.data_dir, log=log)
+    train = load_dataset(cfg.dataset, "train", cfg.data_dir, cfg.image_size, log)
+    test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.image_size, log)
     if cfg.train_subset is not None:
         train = train.subset(cfg.train_subset)
-    side = IMAGE_SIDE[cfg.dataset]
-    for split in (train, test):
-        if tuple(split.images.shape[1:]) != (side, side):
-            raise ImaeError(f"{split.name}: images are {tuple(split.images.shape[1:])}, "
-                            f"the {cfg.dataset} network expects {side}x{side}")
+    if train.images.shape[1:] != test.images.shape[1:]:
+        raise DataError(f"{cfg.dataset}: training images are {tuple(train.images.shape[1:])} but test images "
+                        f"are {tuple(test.images.shape[1:])}")
+    if len(train) < 2:
+        raise DataError(f"{cfg.dataset}: {len(train)} training image(s); at least 2 are needed")
     return train, test
 
 
-def build_model(cfg: TrainConfig, input_dim: int) -> HybridAutoencoder:
-    return HybridAutoencoder(input_dim, cfg.continuous_dim, cfg.categories, family="mnist")
+def monitor_split(test: ImageSet, seed: int) -> ImageSet:
+    """A fixed random subset of at most MONITOR_SIZE test images for the per-epoch log."""
+    if len(test) <= MONITOR_SIZE:
+        return test
+    index = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:MONITOR_SIZE].sort().values
+    return test.select(index)
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto: CUDA when available, else CPU; cuda without a GPU is an error, not a silent fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("option device: cuda was asked for but no CUDA device is available (use --device cpu)")
+    return torch.device(name)
+
+
+def build_model(cfg: TrainConfig, input_shape: tuple[int, ...]) -> HybridAutoencoder:
+    return HybridAutoencoder(input_shape, cfg.continuous_dim, cfg.categories, cfg.architecture)
 
 
 def build_optimizer(cfg: TrainConfig, model: torch.nn.Module):
@@ -107,24 +128,69 @@ def format_epoch(epoch: int, cfg: TrainConfig, train_terms: dict, test: dict, se
             f"I(x;y)={test['mutual_info_xy']:.3f} reconstruction_error={test['reconstruction_error']:.2f}")
 
 
-def checkpoint_state(epoch: int, model, optimizer, scheduler, generator: torch.Generator) -> dict:
+@dataclass
+class TrainingState:
+    """The objects a run updates; checkpoint_state/restore save and reload all of them."""
+
+    model: HybridAutoencoder
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator  # shuffles the data (CPU, independent of the model's sampling RNG)
+    device: torch.device
+
+
+def new_training_state(cfg: TrainConfig, input_shape: tuple[int, ...]) -> TrainingState:
+    """Seeded model, optimiser, schedule and data RNG on cfg's device."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, input_shape).to(device)
+    optimizer, scheduler = build_optimizer(cfg, model)
+    return TrainingState(model, optimizer, scheduler, torch.Generator().manual_seed(cfg.seed), device)
+
+
+def checkpoint_state(epoch: int, state: TrainingState) -> dict:
     """Everything a resumed run needs to continue exactly: weights, optimiser, schedule, RNGs."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "epoch": epoch,
-            "torch_rng": torch.get_rng_state(), "data_rng": generator.get_state()}
+    saved = {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+             "scheduler": state.scheduler.state_dict(), "epoch": epoch,
+             "input_shape": list(state.model.input_shape),
+             "torch_rng": torch.get_rng_state(), "data_rng": state.generator.get_state()}
+    if state.device.type == "cuda":
+        saved["cuda_rng"] = torch.cuda.get_rng_state(state.device)
+    return saved
 
 
-def restore(state: dict, model, optimizer, scheduler, generator: torch.Generator) -> int:
+def restore(saved: dict, state: TrainingState) -> int:
     """Load a checkpoint_state into the training objects; returns the epoch it was taken after."""
     try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        generator.set_state(state["data_rng"])
-        return int(state["epoch"])
+        state.model.load_state_dict(saved["model"])
+        state.optimizer.load_state_dict(saved["optimizer"])
+        state.scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"])
+        state.generator.set_state(saved["data_rng"])
+        if state.device.type == "cuda" and "cuda_rng" in saved:
+            torch.cuda.set_rng_state(saved["cuda_rng"], state.device)
+        return int(saved["epoch"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise ImaeError(f"checkpoint does not fit the run's config ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(f"checkpoint does not fit the run's config ({type(exc).__name__}: {exc})") from None
+
+
+def fit(cfg: TrainConfig, state: TrainingState, train_set: ImageSet, start_epoch: int = 1, progress: bool = True,
+        on_epoch: Callable[[int, dict, float], None] | None = None) -> None:
+    """The training loop shared by `imae train` and the Python API: epochs start_epoch..cfg.epochs,
+    on_epoch(epoch, mean train terms, seconds) after each (evaluation, logging, checkpoints)."""
+    objective = build_objective(cfg)
+    train_set = train_set.to(state.device)
+    vat_radius = None
+    if cfg.vat and cfg.vat_eps_neighbours is not None:
+        vat_radius = nearest_neighbour_radius(as_float(train_set.images), cfg.vat_eps_neighbours, cfg.vat_eps)
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        started = time.perf_counter()
+        train_terms = train_epoch(state.model, objective, state.optimizer, train_set, cfg, state.generator, epoch,
+                                  progress, vat_radius)
+        seconds = time.perf_counter() - started
+        state.scheduler.step()
+        if on_epoch is not None:
+            on_epoch(epoch, train_terms, seconds)
 
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True,
@@ -135,76 +201,83 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
 
     run_dir = Path(run_dir)
     train_set, test_set = load_splits(cfg, log)
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    model = build_model(cfg, train_set.input_dim)
-    objective = build_objective(cfg)
-    optimizer, scheduler = build_optimizer(cfg, model)
-    training_state = (model, optimizer, scheduler, generator)
+    state = new_training_state(cfg, tuple(train_set.images.shape[1:]))
+    test_set = test_set.to(state.device)
+    monitor = monitor_split(test_set, cfg.seed)
     start_epoch = 1
     if not resume:
         runs.prepare(run_dir, cfg)
     elif (run_dir / runs.CHECKPOINT).exists():
-        start_epoch = restore(runs.load_checkpoint(run_dir), *training_state) + 1
+        start_epoch = restore(runs.load_checkpoint(run_dir), state) + 1
         runs.truncate_history(run_dir, start_epoch - 1)
         log(f"resuming {run_dir} after epoch {start_epoch - 1}")
     else:  # killed before its first checkpoint: start again from its saved config
         runs.truncate_history(run_dir, 0)
-    vat_radius = None
     if cfg.vat and cfg.vat_eps_neighbours is not None:
         log(f"VAT radius: {cfg.vat_eps} x distance to the {cfg.vat_eps_neighbours}-th nearest training image")
-        vat_radius = nearest_neighbour_radius(as_float(train_set.images), cfg.vat_eps_neighbours, cfg.vat_eps)
     writer = SummaryWriter(log_dir=str(run_dir))
-    test_metrics = {}
+
+    def after_epoch(epoch: int, train_terms: dict, seconds: float) -> None:
+        test_metrics = evaluate(state.model, monitor, cfg.eval_batch_size)
+        log(format_epoch(epoch, cfg, train_terms, test_metrics, seconds))
+        for name, value in train_terms.items():
+            writer.add_scalar(f"train/{name}", value, epoch)
+        for name, value in test_metrics.items():
+            writer.add_scalar(f"test/{name}", value, epoch)
+        writer.flush()
+        # History first: a kill between the two leaves a row that resuming drops and redoes.
+        runs.append_history(run_dir, {"epoch": epoch, "seconds": seconds,
+                                      "samples_per_second": len(train_set) / seconds,
+                                      "train": train_terms, "test": test_metrics})
+        runs.save_checkpoint(run_dir, checkpoint_state(epoch, state))
+
     try:
-        for epoch in range(start_epoch, cfg.epochs + 1):
-            started = time.perf_counter()
-            train_terms = train_epoch(model, objective, optimizer, train_set, cfg, generator, epoch, progress,
-                                      vat_radius)
-            seconds = time.perf_counter() - started
-            scheduler.step()
-            test_metrics = evaluate(model, test_set, cfg.eval_batch_size)
-            log(format_epoch(epoch, cfg, train_terms, test_metrics, seconds))
-            for name, value in train_terms.items():
-                writer.add_scalar(f"train/{name}", value, epoch)
-            for name, value in test_metrics.items():
-                writer.add_scalar(f"test/{name}", value, epoch)
-            writer.flush()
-            # History first: a kill between the two leaves a row that resuming drops and redoes.
-            runs.append_history(run_dir, {"epoch": epoch, "seconds": seconds,
-                                          "samples_per_second": len(train_set) / seconds,
-                                          "train": train_terms, "test": test_metrics})
-            runs.save_checkpoint(run_dir, checkpoint_state(epoch, *training_state))
+        fit(cfg, state, train_set, start_epoch, progress, after_epoch)
     finally:
         writer.close()
-    if not test_metrics:  # resumed a finished run: nothing trained, evaluate what is there
-        test_metrics = evaluate(model, test_set, cfg.eval_batch_size)
-    metrics = {**test_metrics, "epochs": cfg.epochs}
+    metrics = {**final_metrics(state.model, test_set, cfg, log), "epochs": cfg.epochs}
     runs.write_json(run_dir / runs.METRICS, metrics)
     return metrics
 
 
-def load_trained(run_dir: Path) -> tuple[TrainConfig, HybridAutoencoder, dict]:
+def final_metrics(model: HybridAutoencoder, test_set: ImageSet, cfg: TrainConfig, log: Callable = print) -> dict:
+    """Every metric that applies to the data set, on the whole test split."""
+    if len(test_set) > MONITOR_SIZE:
+        log(f"evaluating on all {len(test_set)} test images")
+    return evaluate(model, test_set, cfg.eval_batch_size)
+
+
+def load_trained(run_dir: Path, device: str = "cpu") -> tuple[TrainConfig, HybridAutoencoder, dict]:
     """The config and the model of a run directory, from its latest checkpoint."""
     cfg = runs.load_config(run_dir)
-    state = runs.load_checkpoint(run_dir)
-    input_dim = IMAGE_SIDE[cfg.dataset] ** 2
-    model = build_model(cfg, input_dim)
+    saved = runs.load_checkpoint(run_dir)
     try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as exc:
-        raise ImaeError(f"{Path(run_dir) / runs.CHECKPOINT}: does not fit the run's config ({exc})") from None
-    model.eval()
-    return cfg, model, state
+        model = build_model(cfg, tuple(saved["input_shape"]))
+        model.load_state_dict(saved["model"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{Path(run_dir) / runs.CHECKPOINT}: does not fit the run's config "
+                              f"({type(exc).__name__}: {exc})") from None
+    model.to(resolve_device(device)).eval()
+    return cfg, model, saved
 
 
-def evaluate_run(run_dir: Path, data_dir: str | None = None, log: Callable = print) -> dict[str, float]:
+def evaluate_run(run_dir: Path, data_dir: str | None = None, device: str = "cpu",
+                 log: Callable = print) -> dict[str, float]:
     """Recompute the run's test metrics from its checkpoint and write metrics.json."""
-    cfg, model, state = load_trained(run_dir)
+    cfg, model, saved = load_trained(run_dir, device)
     if data_dir is not None:
         cfg.data_dir = data_dir
-    ensure_available(cfg.dataset, cfg.data_dir, log=log)
-    test = load_dataset(cfg.dataset, "test", cfg.data_dir)
-    metrics = {**evaluate(model, test, cfg.eval_batch_size), "epochs": state["epoch"]}
+    if cfg.dataset in IDX_DATASETS:
+        ensure_available(cfg.dataset, cfg.data_dir, log=log)
+    test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.image_size, log)
+    check_fits(model, test)
+    metrics = {**final_metrics(model, test.to(next(model.parameters()).device), cfg, log), "epochs": saved["epoch"]}
     runs.write_json(Path(run_dir) / runs.METRICS, metrics)
     return metrics
+
+
+def check_fits(model: HybridAutoencoder, images: ImageSet) -> None:
+    """Images must have the shape the network was built for."""
+    if images.input_dim != math.prod(model.input_shape):
+        raise DataError(f"{images.name or 'data'}: images of shape {tuple(images.images.shape[1:])} do not fit "
+                        f"the network, built for {'x'.join(map(str, model.input_shape))}")

@@ -19,7 +19,7 @@ from imae.training import forward_pass
 
 def _forward(cfg, seed=0):
     torch.manual_seed(seed)
-    model = HybridAutoencoder(784)
+    model = HybridAutoencoder((28, 28))
     x = torch.rand(32, 784).round()
     return forward_pass(model, x, cfg)
 

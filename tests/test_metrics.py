@@ -36,7 +36,7 @@ def test_more_clusters_than_labels_counts_unmatched_as_wrong():
 def test_evaluate_reports_all_keys():
     torch.manual_seed(0)
     split = ImageSet(torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (50,)))
-    metrics = evaluate(HybridAutoencoder(784), split, batch_size=16)
+    metrics = evaluate(HybridAutoencoder((28, 28)), split, batch_size=16)
     assert set(metrics) >= {"accuracy", "mutual_info_xy", "reconstruction_error"}
     assert 0 <= metrics["mutual_info_xy"] <= np.log(10) + 1e-6
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["reconstruction_error"] > 0

@@ -71,7 +71,7 @@ def test_vat_leaves_batchnorm_statistics_untouched():
     stats = []
     for vat in (False, True):
         torch.manual_seed(0)
-        model = HybridAutoencoder(784)
+        model = HybridAutoencoder((28, 28))
         forward_pass(model, x, TrainConfig(vat=vat))
         stats.append([b.clone() for b in model.encoder.buffers()])
     for without, with_vat in zip(*stats):
@@ -80,7 +80,7 @@ def test_vat_leaves_batchnorm_statistics_untouched():
 
 def test_vat_term_is_nonzero_and_differentiable():
     torch.manual_seed(0)
-    model = HybridAutoencoder(784)
+    model = HybridAutoencoder((28, 28))
     fp = forward_pass(model, torch.rand(32, 784), TrainConfig())
     assert fp.vat.item() > 1e-6
     fp.vat.backward()

@@ -26,14 +26,19 @@ class ImageSet:
         return int(self.images[0].numel())
 
     def subset(self, n: int) -> "ImageSet":
-        return ImageSet(self.images[:n], _head(self.labels, n), self.name, _head(self.factors, n))
+        """The first n images."""
+        return self.select(slice(0, n))
+
+    def select(self, index) -> "ImageSet":
+        """The images at index (a slice or an index tensor), with their labels and factors."""
+        return ImageSet(self.images[index], _pick(self.labels, index), self.name, _pick(self.factors, index))
 
     def to(self, device: torch.device | str) -> "ImageSet":
         return ImageSet(self.images.to(device), _move(self.labels, device), self.name, _move(self.factors, device))
 
 
-def _head(tensor: torch.Tensor | None, n: int) -> torch.Tensor | None:
-    return None if tensor is None else tensor[:n]
+def _pick(tensor: torch.Tensor | None, index) -> torch.Tensor | None:
+    return None if tensor is None else tensor[index]
 
 
 def _move(tensor: torch.Tensor | None, device) -> torch.Tensor | None:
