@@ -37,6 +37,12 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete temporary files of writes a killed process never finished (atomic_write's names)."""
+    for path in Path(run_dir).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
 def write_json(path: Path, data) -> None:
     atomic_write(path, lambda f: f.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
 

@@ -90,7 +90,9 @@ def forward_pass(model: HybridAutoencoder, x: torch.Tensor, cfg: TrainConfig, st
 
 
 def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int) -> None:
-    for name, value in terms.items():
+    """Stop on NaN or Inf, naming the term that went first (the total loss only if no term did)."""
+    for name in sorted(terms, key=lambda name: name == "loss"):
+        value = terms[name]
         if not torch.isfinite(value).all():
             raise NumericalError(f"loss term '{name}' became {value.item()} at epoch {epoch}, step {step}; "
                                  f"the last good checkpoint is kept (try a smaller --lr)")
@@ -207,12 +209,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     start_epoch = 1
     if not resume:
         runs.prepare(run_dir, cfg)
-    elif (run_dir / runs.CHECKPOINT).exists():
-        start_epoch = restore(runs.load_checkpoint(run_dir), state) + 1
-        runs.truncate_history(run_dir, start_epoch - 1)
-        log(f"resuming {run_dir} after epoch {start_epoch - 1}")
-    else:  # killed before its first checkpoint: start again from its saved config
-        runs.truncate_history(run_dir, 0)
+    else:
+        start_epoch = resume_point(run_dir, state, log)
     if cfg.vat and cfg.vat_eps_neighbours is not None:
         log(f"VAT radius: {cfg.vat_eps} x distance to the {cfg.vat_eps_neighbours}-th nearest training image")
     writer = SummaryWriter(log_dir=str(run_dir))
@@ -238,6 +236,19 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     metrics = {**final_metrics(state.model, test_set, cfg, log), "epochs": cfg.epochs}
     runs.write_json(run_dir / runs.METRICS, metrics)
     return metrics
+
+
+def resume_point(run_dir: Path, state: TrainingState, log: Callable) -> int:
+    """Restore the run's last checkpoint (if any) and drop what a killed process left after it;
+    returns the first epoch still to train."""
+    runs.remove_stale_temporaries(run_dir)
+    if not (run_dir / runs.CHECKPOINT).exists():  # killed before its first checkpoint: start again
+        runs.truncate_history(run_dir, 0)
+        return 1
+    epoch = restore(runs.load_checkpoint(run_dir), state)
+    runs.truncate_history(run_dir, epoch)
+    log(f"resuming {run_dir} after epoch {epoch}")
+    return epoch + 1
 
 
 def final_metrics(model: HybridAutoencoder, test_set: ImageSet, cfg: TrainConfig, log: Callable = print) -> dict:
