@@ -90,7 +90,10 @@ def forward_pass(model: HybridAutoencoder, x: torch.Tensor, cfg: TrainConfig, st
 
 
 def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int) -> None:
-    """Stop on NaN or Inf, naming the term that went first (the total loss only if no term did)."""
+    """Stop on NaN or Inf, naming the term that went first (the total loss only if no term did).
+    One device synchronisation per step: all terms are tested at once."""
+    if bool(torch.isfinite(torch.stack([value.detach().float() for value in terms.values()])).all()):
+        return
     for name in sorted(terms, key=lambda name: name == "loss"):
         value = terms[name]
         if not torch.isfinite(value).all():
@@ -98,29 +101,38 @@ def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int) -> None:
                                  f"the last good checkpoint is kept (try a smaller --lr)")
 
 
+def train_step(model, objective, optimizer, x: torch.Tensor, cfg: TrainConfig, step: int = 0,
+               vat_eps: float | torch.Tensor | None = None, check: Callable[[dict], None] | None = None) -> dict:
+    """One optimiser step on the float batch x; check(terms) runs before the update (NaN guard)."""
+    terms = objective(forward_pass(model, x, cfg, step, vat_eps))
+    if check is not None:
+        check(terms)
+    optimizer.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    optimizer.step()
+    return terms
+
+
 def train_epoch(model, objective, optimizer, train: ImageSet, cfg: TrainConfig, generator: torch.Generator,
                 epoch: int, progress: bool, vat_radius: torch.Tensor | None = None) -> dict[str, float]:
     """One pass over the training set; returns the mean of every loss term. vat_radius: one
     VAT radius per training image, or None for cfg.vat_eps."""
     model.train()
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     steps = batches_per_epoch(len(train), cfg.batch_size)
     batches = shuffled_indices(len(train), cfg.batch_size, generator, train.images.device)
     bar = tqdm(batches, total=steps, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress,
                leave=False, unit="batch")
     for step, index in enumerate(bar, 1):
         eps = None if vat_radius is None else vat_radius[index]
-        fp = forward_pass(model, as_float(train.images[index]), cfg, (epoch - 1) * steps + step - 1, eps)
-        terms = objective(fp)
-        check_finite(terms, epoch, step)
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimizer.step()
-        for name, value in terms.items():
-            sums[name] = sums.get(name, 0.0) + value.item()
+        x = as_float(train.images[index])
+        terms = train_step(model, objective, optimizer, x, cfg, (epoch - 1) * steps + step - 1, eps,
+                           lambda t: check_finite(t, epoch, step))
+        for name, value in terms.items():  # summed on the device: no synchronisation per term
+            sums[name] = sums.get(name, 0.0) + value.detach()
         if step % 20 == 0:
             bar.set_postfix(loss=f"{terms['loss'].item():.1f}", I_xy=f"{terms['mutual_info_xy'].item():.2f}")
-    return {name: total / steps for name, total in sums.items()}
+    return {name: float(total) / steps for name, total in sums.items()}
 
 
 def format_epoch(epoch: int, cfg: TrainConfig, train_terms: dict, test: dict, seconds: float) -> str:
