@@ -15,7 +15,7 @@ generator was never published. The choices, with the evidence for each:
   centres of pixels 16..47 (position 0 -> pixel 16, 1 -> pixel 47), a range symmetric about the image
   centre (32) and half the image wide, as re-implementations of dSprites place it (e.g. sbdzdz/disco's
   InfiniteDSprites: centre = 64 * (0.25 + 0.5 * position)). x is the column, y the row (y = 0 at the top).
-- Size at scale 1: a square of 21 x 21 pixels; an ellipse with semi-axes 11 and 5.5 pixels, major axis
+- Size at scale 1: a square of 21 x 21 pixels; an ellipse with semi-axes 11.1 and 5.55 pixels, major axis
   horizontal at orientation 0; a heart 19 pixels high and 19.4 wide, upright (lobes up) at
   orientation 0. Every shape stays within 16 pixels of its centre at every orientation, so no sprite is
   ever cut by the border. The sizes are set so that the mean pixel is ~0.043, the value published for the
@@ -25,8 +25,9 @@ generator was never published. The choices, with the evidence for each:
   pointed tip, no mirror symmetry top-bottom), centred on its bounding box.
 - Orientation turns the shape counter-clockwise as the image is displayed (rows downwards).
 - A pixel is on when its centre is inside the shape (point sampling, no anti-aliasing: binary images).
-  Half-sides at integer offsets never fall exactly on the boundary (the square's half-sides are
-  10.5 * scale pixels), so no pixel depends on rounding.
+  Pixel centres are at integer offsets from the sprite's centre and the sizes are chosen so that no
+  scaled half-side or semi-axis is an integer (the square's half-side is 10.5 * scale pixels), so no
+  pixel of an upright sprite sits on the boundary and depends on rounding.
 
 Because positions move in whole pixels, each of the 720 (shape, scale, orientation) sprites is
 rendered once, on a 33 x 33 patch, and then copied to its 1,024 positions. The set is generated once
@@ -38,6 +39,7 @@ machine share them in the page cache (bench/dsprites_generation.py measures this
 from __future__ import annotations
 
 import os
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -65,7 +67,7 @@ POSITION_VALUES = np.linspace(0.0, 1.0, 32)
 
 PATCH_RADIUS = 16  # a sprite is drawn on the 33 x 33 pixels around its centre; position k puts it on pixel 16 + k
 SQUARE_HALF_SIDE = 10.5  # pixels at scale 1
-ELLIPSE_SEMI_AXES = (11.0, 5.5)
+ELLIPSE_SEMI_AXES = (11.1, 5.55)
 HEART_PIXELS_PER_UNIT = 8.5
 HEART_Y_RANGE = (-1.0, 5 ** 0.5 - 1)  # vertical extent of Taubin's heart: tip at -1, lobes' tops at sqrt(5) - 1
 
@@ -174,8 +176,9 @@ def generate(path: str | Path, log: Callable = print, sprites: Sequence[tuple[in
     return path
 
 
-def read_cache(path: str | Path, expected: int = NUM_IMAGES) -> np.ndarray:
+def read_cache(path: str | Path, expected: int | None = None) -> np.ndarray:
     """The generated images, memory-mapped copy-on-write (writes stay in memory, the file is untouched)."""
+    expected = NUM_IMAGES if expected is None else expected
     try:
         images = np.load(path, mmap_mode="c", allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -214,8 +217,10 @@ def load_dsprites(data_dir: str | Path | None = None, log: Callable = print) -> 
 
 
 REQUIRED_KEYS = {"imgs": 3, "latents_classes": 2, "latents_values": 2}
-# What numpy and zipfile raise for files that are not zips, truncated or tampered members, bad headers.
-UNREADABLE = (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile, zlib.error)
+# What numpy and zipfile raise for files that are not zips, truncated or tampered members (a flag bit
+# marking a member encrypted gives RuntimeError), bad .npy headers (TokenError), absurd claimed sizes.
+UNREADABLE = (OSError, ValueError, EOFError, KeyError, NotImplementedError, RuntimeError, MemoryError,
+              zipfile.BadZipFile, zlib.error, tokenize.TokenError)
 
 
 def load_official_npz(path: str | Path) -> ImageSet:
