@@ -252,14 +252,14 @@ def load_official_npz(path: str | Path) -> ImageSet:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise DataError(f"{path}: expected an .npz archive (a zip of arrays), found a single array")
-        with npz:
+        with open(path, "rb") as file:  # our own handle: numpy leaks its own when a zip header is bad
+            npz = np.load(file, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: expected an .npz archive (a zip of arrays), found a single array")
             missing = sorted(set(REQUIRED_KEYS) - set(npz.files))
             if missing:
                 raise DataError(f"{path}: missing {', '.join(missing)} (expected keys {', '.join(REQUIRED_KEYS)})")
-            arrays = {key: np.asarray(npz[key]) for key in REQUIRED_KEYS}
+            arrays = {key: npz[key] for key in REQUIRED_KEYS}
     except UNREADABLE as exc:
         raise DataError(f"{path}: not a readable dSprites .npz ({type(exc).__name__}: {exc})") from None
     for key, ndim in REQUIRED_KEYS.items():
