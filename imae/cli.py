@@ -31,7 +31,7 @@ def _train_parser(sub) -> None:
     g.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     g.add_argument("--seed", type=int, default=DEFAULTS.seed)
     g.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
-    g.add_argument("--train-subset", type=int, metavar="N", help="train on the first N training images only")
+    g.add_argument("--train-subset", type=int, metavar="N", help="train on N training images chosen at random (by the seed)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar (the per-epoch log line stays)")
     m = p.add_argument_group("model and objective")
     m.add_argument("--model", choices=MODELS, default=DEFAULTS.model)

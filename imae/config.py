@@ -65,7 +65,7 @@ class TrainConfig:
     batch_size: int = 256
     epochs: int = 20
     seed: int = 0
-    train_subset: int | None = None  # use only the first N training images (tests, quick looks)
+    train_subset: int | None = None  # train on N training images chosen at random by the seed (quick looks)
     eval_batch_size: int = 2000
     device: str = "auto"  # auto: CUDA when available, else CPU
 

@@ -35,8 +35,8 @@ def load_splits(cfg: TrainConfig, log: Callable = print) -> tuple[ImageSet, Imag
         ensure_available(cfg.dataset, cfg.data_dir, log=log)
     train = load_dataset(cfg.dataset, "train", cfg.data_dir, cfg.image_size, log)
     test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.image_size, log)
-    if cfg.train_subset is not None:
-        train = train.subset(cfg.train_subset)
+    if cfg.train_subset is not None and cfg.train_subset < len(train):
+        train = train.select(random_rows(len(train), cfg.train_subset, cfg.seed))
     if train.images.shape[1:] != test.images.shape[1:]:
         raise DataError(f"{cfg.dataset}: training images are {tuple(train.images.shape[1:])} but test images "
                         f"are {tuple(test.images.shape[1:])}")
@@ -45,12 +45,14 @@ def load_splits(cfg: TrainConfig, log: Callable = print) -> tuple[ImageSet, Imag
     return train, test
 
 
+def random_rows(n: int, size: int, seed: int) -> torch.Tensor:
+    """A seeded random choice of `size` of n rows, in increasing order (memory-mapped data read in order)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+
+
 def monitor_split(test: ImageSet, seed: int) -> ImageSet:
     """A fixed random subset of at most MONITOR_SIZE test images for the per-epoch log."""
-    if len(test) <= MONITOR_SIZE:
-        return test
-    index = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:MONITOR_SIZE].sort().values
-    return test.select(index)
+    return test if len(test) <= MONITOR_SIZE else test.select(random_rows(len(test), MONITOR_SIZE, seed))
 
 
 def resolve_device(name: str) -> torch.device:
