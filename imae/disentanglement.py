@@ -163,7 +163,7 @@ def dci_scores(importance: np.ndarray) -> tuple[float, float]:
 
 
 def dci(codes: torch.Tensor, factors: torch.Tensor, generator: torch.Generator, num_train: int = 10_000,
-        num_test: int = 5_000, num_trees: int = 50) -> dict[str, float]:
+        num_test: int = 5_000, num_trees: int = 25) -> dict[str, float]:
     """DCI as disentanglement_lib (`dci.py`), with one deviation for 2 CPU cores: importances are a random
     forest's impurity-based feature_importances_ (num_trees bagged trees, every dimension tried at each split),
     not those of a GradientBoostingClassifier (100 rounds x one tree per class: minutes for 40-class factors).
