@@ -1,0 +1,256 @@
+"""Disentanglement metrics of a code against known generative factors, and whole-split statistics of z.
+
+Every metric takes the codes of a whole split and the factor classes of its images ([N, F] int64, e.g.
+dSprites's full grid), as disentanglement_lib does, so any model meets any metric; batches with one factor
+fixed are drawn from the split by index instead of re-encoding images. Information in nats.
+
+- MIG as Chen et al. (2018): I(z_j; v_k) = H(z_j) - H(z_j | v_k) from the aggregate posteriors of the
+  Gaussian encoder (estimators.aggregate_entropies_*), MIG = mean_k (I_top1 - I_top2) / H(v_k).
+  The IMAE paper reports it over z against the continuous factors (footnote 4) and, in Appendix E, over
+  (y, z) against all factors, with y one categorical code variable (`mig_with_y`).
+- The disentanglement_lib metrics on mean codes: histogram MIG, FactorVAE score, DCI, SAP.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import mutual_info_score
+from sklearn.svm import LinearSVC
+
+from . import estimators as est
+
+METHODS = ("quadrature", "sampling")
+
+
+def factor_entropies(factors: torch.Tensor) -> torch.Tensor:
+    """H(v_k) of each factor column under the split's empirical distribution: log |v_k| on a full grid."""
+    return torch.stack([est.entropy_of(torch.bincount(column).double() / len(column)) for column in factors.T])
+
+
+def _value_weights(column: torch.Tensor) -> torch.Tensor:
+    return torch.bincount(column).double() / len(column)
+
+
+def gaussian_mutual_information(mu: torch.Tensor, logvar: torch.Tensor, factors: torch.Tensor,
+                                method: str = "quadrature", num_samples: int = 10_000,
+                                generator: torch.Generator | None = None) -> torch.Tensor:
+    """[K, F] matrix of I(z_j; v_k) = H(z_j) - sum_v p(v) H(z_j | v_k = v), over the aggregate posteriors.
+
+    method "sampling" is Chen et al.'s estimator with num_samples samples per entropy (theirs: 10,000);
+    "quadrature" integrates the same densities exactly up to grid error, and is much faster (bench/mig_speed.py)."""
+    partitions = list(factors.T)
+    if method == "quadrature":
+        marginal, conditionals = est.aggregate_entropies_quadrature(mu, logvar, partitions)
+    elif method == "sampling":
+        marginal, conditionals = est.aggregate_entropies_sampled(mu, logvar, partitions, num_samples, generator)
+    else:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    return torch.stack([marginal.double() - _value_weights(column) @ cond.double().nan_to_num()
+                        for column, cond in zip(partitions, conditionals)], 1)
+
+
+def categorical_mutual_information(logits: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """[F] vector of I(y; v_k) = H(q(y)) - sum_v p(v) H(q(y | v)), q(y | v) the mean of softmax(logits)
+    over the images with v_k = v: exact entropies of categorical mixtures."""
+    probabilities = F.softmax(logits.double(), dim=1)
+    information = []
+    for column in factors.T:
+        sums = torch.zeros(int(column.max()) + 1, probabilities.shape[1], dtype=torch.float64)
+        sums.index_add_(0, column, probabilities)
+        weights = _value_weights(column)
+        conditional = sums / (weights[:, None] * len(column)).clamp(min=1e-300)
+        information.append(est.entropy_of(probabilities.mean(0)) - weights @ est.entropy_of(conditional))
+    return torch.stack(information)
+
+
+def mutual_information_gap(information: torch.Tensor, entropies: torch.Tensor) -> float:
+    """mean_k (I(c_top1; v_k) - I(c_top2; v_k)) / H(v_k) of a [codes, factors] matrix; negative
+    estimates count as 0, as in Chen et al.'s code."""
+    top = torch.sort(information.clamp(min=0), dim=0, descending=True).values
+    return ((top[0] - top[1]) / entropies).mean().item()
+
+
+def histogram_mig(codes: torch.Tensor, factors: torch.Tensor, generator: torch.Generator,
+                  num_points: int = 10_000, num_bins: int = 20) -> float:
+    """disentanglement_lib's `discrete_mig` on num_points random rows: each code dimension cut into num_bins
+    equal-width bins (np.histogram edges, np.digitize), discrete I by sklearn's mutual_info_score,
+    normalised by each factor's discrete entropy."""
+    rows = torch.randperm(len(codes), generator=generator)[:num_points]
+    codes, factors = codes[rows].double().numpy(), factors[rows].numpy()
+    binned = [np.digitize(c, np.histogram(c, num_bins)[1][:-1]) for c in codes.T]
+    information = torch.tensor([[mutual_info_score(f, b) for f in factors.T] for b in binned], dtype=torch.float64)
+    entropies = torch.tensor([mutual_info_score(f, f) for f in factors.T], dtype=torch.float64)
+    return mutual_information_gap(information, entropies)
+
+
+def _rows_with_value(factors: torch.Tensor, factor: torch.Tensor, value: torch.Tensor, size: int,
+                     generator: torch.Generator) -> torch.Tensor:
+    """[B, size] random rows (with replacement) whose column factor[b] equals value[b]."""
+    rows = torch.empty(len(factor), size, dtype=torch.long)
+    for k in range(factors.shape[1]):
+        chosen = factor == k
+        order = torch.argsort(factors[:, k], stable=True)  # rows grouped by their value of factor k
+        counts = torch.bincount(factors[:, k])
+        starts = counts.cumsum(0) - counts
+        v = value[chosen]
+        offset = (torch.rand(len(v), size, generator=generator, dtype=torch.float64) * counts[v, None]).long()
+        rows[chosen] = order[starts[v, None] + offset]
+    return rows
+
+
+def _factor_vae_votes(codes, factors, scale, active, num_points, batch_size, generator) -> torch.Tensor:
+    """[F, D] votes: for each point, a factor k fixed at the value of a random row, batch_size rows sharing
+    it, and the active dimension of least variance (normalised by its global variance)."""
+    factor = torch.randint(factors.shape[1], (num_points,), generator=generator)
+    anchor = torch.randint(len(factors), (num_points,), generator=generator)
+    rows = _rows_with_value(factors, factor, factors[anchor, factor], batch_size, generator)
+    local = codes[rows].var(1) / scale  # [num_points, D], ddof 1 as np.var(ddof=1)
+    dim = torch.where(active, local, torch.inf).argmin(1)
+    votes = torch.zeros(factors.shape[1], codes.shape[1], dtype=torch.long)
+    votes.index_put_((factor, dim), torch.ones_like(factor), accumulate=True)
+    return votes
+
+
+def factor_vae_score(codes: torch.Tensor, factors: torch.Tensor, generator: torch.Generator, batch_size: int = 64,
+                     num_train: int = 10_000, num_eval: int = 5_000, num_variance_estimate: int = 10_000,
+                     prune_threshold: float = 0.05) -> float:
+    """Kim & Mnih (2018) as disentanglement_lib (`factor_vae.py`, its gin defaults): a majority-vote classifier
+    from the least-varying normalised dimension to the fixed factor; its accuracy on fresh votes.
+    Dimensions with global standard deviation below prune_threshold are ignored (collapsed)."""
+    codes = codes.double()
+    sample = torch.randint(len(codes), (num_variance_estimate,), generator=generator)
+    scale = codes[sample].var(0)
+    active = scale.sqrt() >= prune_threshold
+    if not active.any():
+        return 0.0
+    train = _factor_vae_votes(codes, factors, scale, active, num_train, batch_size, generator)
+    evaluation = _factor_vae_votes(codes, factors, scale, active, num_eval, batch_size, generator)
+    classifier = train.argmax(0)  # each dimension votes for its most frequent factor
+    return (evaluation[classifier, torch.arange(codes.shape[1])].sum() / evaluation.sum()).item()
+
+
+def _train_test(codes, factors, generator, num_train, num_test):
+    """Disjoint random train and test rows; on a split smaller than both, shared in the same proportion."""
+    if num_train + num_test > len(codes):
+        num_train = len(codes) * num_train // (num_train + num_test)
+    rows = torch.randperm(len(codes), generator=generator)[:num_train + num_test]
+    x, v = codes[rows].double().numpy(), factors[rows].numpy()
+    return x[:num_train], v[:num_train], x[num_train:], v[num_train:]
+
+
+def _seed(generator: torch.Generator) -> int:
+    return int(torch.randint(2 ** 31 - 1, (1,), generator=generator))
+
+
+def _one_minus_normalised_entropy(weights: np.ndarray) -> np.ndarray:
+    """1 - H(w / sum w) / log(len) along axis 0, as dlib's scipy.stats.entropy(w + 1e-11, base=len)."""
+    p = (weights + 1e-11) / (weights + 1e-11).sum(0)
+    return 1.0 + (p * np.log(p)).sum(0) / math.log(weights.shape[0])
+
+
+def dci_scores(importance: np.ndarray) -> tuple[float, float]:
+    """Eastwood & Williams (2018) disentanglement and completeness of a [codes, factors] importance matrix,
+    as disentanglement_lib: per-code (per-factor) 1 - normalised entropy, weighted by total importance."""
+    total = importance if importance.sum() > 0 else np.ones_like(importance)
+    disentanglement = _one_minus_normalised_entropy(importance.T) @ (total.sum(1) / total.sum())
+    completeness = _one_minus_normalised_entropy(importance) @ (total.sum(0) / total.sum())
+    return float(disentanglement), float(completeness)
+
+
+def dci(codes: torch.Tensor, factors: torch.Tensor, generator: torch.Generator, num_train: int = 10_000,
+        num_test: int = 5_000, num_trees: int = 25) -> dict[str, float]:
+    """DCI as disentanglement_lib (`dci.py`), with one deviation for 2 CPU cores: importances are a random
+    forest's impurity-based feature_importances_ (num_trees bagged trees, every dimension tried at each split),
+    not those of a GradientBoostingClassifier (100 rounds x one tree per class: minutes for 40-class factors).
+    informativeness = mean test accuracy of the per-factor classifiers."""
+    x, v, x_test, v_test = _train_test(codes, factors, generator, num_train, num_test)
+    importance, accuracy = np.zeros((x.shape[1], v.shape[1])), []
+    for k in range(v.shape[1]):
+        forest = RandomForestClassifier(num_trees, max_features=None, min_samples_leaf=2, random_state=_seed(generator))
+        forest.fit(x, v[:, k])
+        importance[:, k] = np.abs(forest.feature_importances_)
+        accuracy.append(np.mean(forest.predict(x_test) == v_test[:, k]))
+    disentanglement, completeness = dci_scores(importance)
+    return {"disentanglement": disentanglement, "completeness": completeness,
+            "informativeness": float(np.mean(accuracy))}
+
+
+def sap_score(codes: torch.Tensor, factors: torch.Tensor, generator: torch.Generator, num_train: int = 10_000,
+              num_test: int = 5_000) -> float:
+    """Kumar et al. (2018) SAP as disentanglement_lib's discrete version (`sap_score.py`): the test accuracy
+    of a LinearSVC(C=0.01, balanced) from each single code dimension to each factor; mean over factors of
+    the gap between the two best dimensions."""
+    x, v, x_test, v_test = _train_test(codes, factors, generator, num_train, num_test)
+    scores = np.zeros((x.shape[1], v.shape[1]))
+    for j in range(x.shape[1]):
+        for k in range(v.shape[1]):
+            classifier = LinearSVC(C=0.01, class_weight="balanced", random_state=_seed(generator))
+            classifier.fit(x[:, j:j + 1], v[:, k])
+            scores[j, k] = np.mean(classifier.predict(x_test[:, j:j + 1]) == v_test[:, k])
+    top = np.sort(scores, axis=0)
+    return float(np.mean(top[-1] - top[-2]))
+
+
+def disentanglement_metrics(mu: torch.Tensor, logvar: torch.Tensor, logits: torch.Tensor, factors: torch.Tensor,
+                            factor_sizes, generator: torch.Generator, categorical_factors=(0,),
+                            method: str = "quadrature", num_samples: int = 10_000) -> dict[str, float]:
+    """Every metric of this module on one split. mig: z against the factors not in categorical_factors
+    (dSprites: shape is column 0); mig_with_y: (y, z) against all factors. The other metrics use the
+    mean codes mu, as disentanglement_lib does."""
+    factors = factors.long()
+    if factors.shape != (len(mu), len(factor_sizes)) or (factors >= torch.tensor(factor_sizes)).any():
+        raise ValueError(f"factors must be [N, {len(factor_sizes)}] classes below {tuple(factor_sizes)}")
+    information_z = gaussian_mutual_information(mu, logvar, factors, method, num_samples, generator)
+    information_y = categorical_mutual_information(logits, factors)
+    entropies = factor_entropies(factors)
+    continuous = [k for k in range(factors.shape[1]) if k not in categorical_factors]
+    scores = dci(mu, factors, generator)
+    return {
+        "mig": mutual_information_gap(information_z[:, continuous], entropies[continuous]),
+        "mig_with_y": mutual_information_gap(torch.cat([information_y[None], information_z]), entropies),
+        "mig_histogram": histogram_mig(mu, factors, generator),
+        "factor_vae_score": factor_vae_score(mu, factors, generator),
+        "dci_disentanglement": scores["disentanglement"],
+        "dci_completeness": scores["completeness"],
+        "dci_informativeness": scores["informativeness"],
+        "sap": sap_score(mu, factors, generator),
+    }
+
+
+def per_dimension_information(mu: torch.Tensor, logvar: torch.Tensor, method: str = "quadrature",
+                              num_samples: int = 10_000, generator: torch.Generator | None = None) -> dict[str, list]:
+    """Figure 2a: per dimension k, I(x; z_k) = H(z_k) - E_x H(z_k | x) with H(z_k | x) = 1/2 log(2 pi e sigma^2),
+    E_x[sigma_k^2], Var_x[mu_k], and the Gaussian lower bound 1/2 log(1 + Var[mu_k] / E[sigma_k^2]) (eq 5)."""
+    if method == "quadrature":
+        marginal, _ = est.aggregate_entropies_quadrature(mu, logvar)
+    elif method == "sampling":
+        marginal, _ = est.aggregate_entropies_sampled(mu, logvar, (), num_samples, generator)
+    else:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    mu, logvar = mu.double(), logvar.double()
+    conditional = 0.5 * (est.LOG_2PI + 1.0 + logvar).mean(0)
+    posterior_variance, mean_variance = logvar.exp().mean(0), mu.var(0, unbiased=False)
+    return {
+        "mutual_info_xz": (marginal.double() - conditional).tolist(),
+        "mean_posterior_variance": posterior_variance.tolist(),
+        "variance_of_posterior_mean": mean_variance.tolist(),
+        "gaussian_bound": (0.5 * torch.log1p(mean_variance / posterior_variance)).tolist(),
+    }
+
+
+def split_total_correlation(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator,
+                            num_samples: int | None = None) -> float:
+    """TC(z) = mean_i [log q(z_i) - sum_k log q(z_ik)] over the whole split: one z_i ~ q(z | x_i) per image
+    (or per image of a random num_samples subset), log densities by logsumexp over all N encodings.
+    O(num_samples * N * K), chunked."""
+    rows = torch.randperm(len(mu), generator=generator)[:num_samples] if num_samples else torch.arange(len(mu))
+    with torch.no_grad():  # in the input's dtype: float32 is 4x faster than float64 here, and accurate enough
+        z = mu[rows] + torch.exp(0.5 * logvar[rows]) * torch.randn(len(rows), mu.shape[1], generator=generator,
+                                                                    dtype=mu.dtype)
+        chunk = max(1, 2 ** 24 // mu.numel())
+        return est.total_correlation(*est.aggregate_log_densities(z, mu, logvar, chunk)).item()

@@ -1,0 +1,238 @@
+"""The disentanglement metrics and whole-split estimators against closed forms, brute force and
+synthetic codes with known answers, on small full factor grids."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+from scipy.stats import norm
+
+from imae import disentanglement as dis
+from imae import estimators as est
+
+SIZES = (3, 4, 5, 6, 7)
+GRID = torch.tensor(list(itertools.product(*[range(s) for s in SIZES])))  # 2520 rows, every combination
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _perfect_codes(factors=GRID, sizes=SIZES, sigma=0.01):
+    """mu = each factor normalised to [0, 1], small sigma: code j carries factor j and nothing else."""
+    mu = factors.double() / (torch.tensor(sizes) - 1)
+    return mu, torch.full_like(mu, 2 * math.log(sigma))
+
+
+def _gaussian_entropy(sigma):
+    return 0.5 * math.log(2 * math.pi * math.e * sigma ** 2)
+
+
+# --- 1-D aggregate entropies -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["quadrature", "sampling"])
+def test_entropy_of_one_gaussian_and_of_two_separated_ones(method):
+    def entropies(mu, logvar):
+        if method == "quadrature":
+            return est.aggregate_entropies_quadrature(mu, logvar)[0]
+        return est.aggregate_entropies_sampled(mu, logvar, (), 4000, _gen())[0]
+    # Monte Carlo sd of -mean log q for a Gaussian: sqrt(Var[chi2_1 / 2] / S) = sqrt(0.5 / 4000) = 0.011.
+    tolerance = 1e-6 if method == "quadrature" else 0.05  # quadrature: the 6-sigma tails left out
+    sigma = torch.tensor([0.3, 2.0])
+    mu, logvar = torch.zeros(500, 2, dtype=torch.float64), (2 * sigma.log()).repeat(500, 1).double()
+    expected = torch.tensor([_gaussian_entropy(s) for s in sigma.tolist()], dtype=torch.float64)
+    torch.testing.assert_close(entropies(mu, logvar).double(), expected, atol=tolerance, rtol=0)
+    mu[250:] = 100.0  # two halves 50 sigmas apart: the mixture's entropy gains exactly log 2
+    torch.testing.assert_close(entropies(mu, logvar).double(), expected + math.log(2), atol=tolerance, rtol=0)
+
+
+def test_quadrature_against_scipy_integration_of_a_mixture():
+    rng = np.random.default_rng(0)
+    mu, sigma = rng.normal(size=7) * 2, np.exp(rng.normal(size=7) * 0.7)  # sigmas over a factor ~10
+
+    def density(x):
+        return norm.pdf(x, mu, sigma).mean()
+    expected, _ = integrate.quad(lambda x: -density(x) * math.log(density(x)), -40, 40, points=mu, limit=500)
+    got, _ = est.aggregate_entropies_quadrature(torch.tensor(mu)[:, None], torch.tensor(2 * np.log(sigma))[:, None])
+    assert got.item() == pytest.approx(expected, abs=1e-7)
+
+
+def test_quadrature_and_sampling_agree_on_every_group():
+    g = _gen(1)
+    labels = torch.randint(0, 3, (3000,), generator=g)
+    mu = torch.randn(3000, 2, generator=g, dtype=torch.float64) + labels[:, None] * torch.tensor([1.5, 0.0])
+    logvar = 0.5 * torch.randn(3000, 2, generator=g, dtype=torch.float64) - 1.0
+    quad, (quad_given,) = est.aggregate_entropies_quadrature(mu, logvar, [labels])
+    samp, (samp_given,) = est.aggregate_entropies_sampled(mu, logvar, [labels], 1000, g)
+    # 1000 samples: Monte Carlo sd ~ sqrt(Var[log q] / 1000) < 0.03 here, so 0.1 is over 3 sd.
+    torch.testing.assert_close(samp.double(), quad, atol=0.1, rtol=0)
+    torch.testing.assert_close(samp_given.double(), quad_given, atol=0.1, rtol=0)
+    assert quad_given.shape == (3, 2)
+    assert (quad_given[:, 0] < quad[0] - 0.3).all()  # knowing the label narrows dimension 0 only
+
+
+# --- MIG -------------------------------------------------------------------------------------------------
+
+def _mig(mu, logvar, method="quadrature"):
+    information = dis.gaussian_mutual_information(mu, logvar, GRID, method, 300, _gen())
+    return dis.mutual_information_gap(information, dis.factor_entropies(GRID))
+
+
+def test_factor_entropies_are_log_sizes_on_a_full_grid():
+    torch.testing.assert_close(dis.factor_entropies(GRID), torch.tensor(SIZES, dtype=torch.float64).log())
+
+
+@pytest.mark.parametrize("method", ["quadrature", "sampling"])
+def test_mig_of_perfect_codes_is_one(method):
+    # Separated components (sigma 0.01, values 1/6 apart): I(z_j; v_j) = H(v_j); on a full grid z_i is
+    # independent of v_j (i != j), so I = 0 up to estimator noise (sampling: 300 samples, sd ~ 0.05 nats).
+    assert _mig(*_perfect_codes(), method) > (0.999 if method == "quadrature" else 0.9)
+
+
+def test_mig_of_constant_duplicated_and_rotated_codes():
+    mu, logvar = _perfect_codes()
+    assert _mig(torch.zeros_like(mu), torch.zeros_like(logvar)) == pytest.approx(0.0, abs=1e-9)
+    assert _mig(torch.cat([mu, mu], 1), torch.cat([logvar, logvar], 1)) == pytest.approx(0.0, abs=1e-6)
+    rotation, _ = torch.linalg.qr(torch.randn(5, 5, generator=_gen(2), dtype=torch.float64))
+    # Each rotated code mixes all factors; the best code of a factor is not much better than the second.
+    assert _mig(mu @ rotation, logvar) < 0.3
+
+
+def test_categorical_mutual_information_brute_force():
+    g = _gen(3)
+    factors = GRID[torch.randperm(len(GRID), generator=g)[:300]]
+    logits = torch.randn(300, 4, generator=g, dtype=torch.float64) * 2
+    p = torch.softmax(logits, 1).numpy()
+    for k, column in enumerate(factors.T.numpy()):
+        joint = np.stack([p[column == v].sum(0) for v in range(SIZES[k])]) / len(p)  # p(v, y)
+        marginal_product = joint.sum(1, keepdims=True) * joint.sum(0, keepdims=True)
+        nonzero = joint > 0
+        expected = (joint[nonzero] * np.log(joint[nonzero] / marginal_product[nonzero])).sum()
+        assert dis.categorical_mutual_information(logits, factors)[k].item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_mig_with_y_when_y_is_the_shape():
+    mu, logvar = _perfect_codes()
+    logits = 30.0 * torch.nn.functional.one_hot(GRID[:, 0], 3)
+    metrics = dis.disentanglement_metrics(mu[:, 1:], logvar[:, 1:], logits, GRID, SIZES, _gen())
+    assert metrics["mig_with_y"] > 0.999  # y carries the shape, z the other factors: every gap is H(v_k)
+    assert metrics["mig"] > 0.999
+
+
+def test_histogram_mig_against_brute_force_counts():
+    g = _gen(4)
+    factors = GRID[torch.randperm(len(GRID), generator=g)[:200]]
+    codes = torch.cat([factors[:, :2].double() + 0.3 * torch.randn(200, 2, generator=g, dtype=torch.float64),
+                       torch.randn(200, 1, generator=g, dtype=torch.float64)], 1)
+    x, v = codes.numpy(), factors.numpy()
+
+    def bins(c):  # 20 equal-width bins over [min, max], the maximum in the last one
+        return np.minimum(((c - c.min()) / (c.max() - c.min()) * 20).astype(int), 19)
+
+    def information(a, b):
+        joint = np.zeros((a.max() + 1, b.max() + 1))
+        np.add.at(joint, (a, b), 1.0 / len(a))
+        outer = joint.sum(1, keepdims=True) * joint.sum(0, keepdims=True)
+        return (joint[joint > 0] * np.log(joint[joint > 0] / outer[joint > 0])).sum()
+    gaps = []
+    for f in v.T:
+        top = sorted((information(bins(c), f) for c in x.T), reverse=True)
+        gaps.append((top[0] - top[1]) / information(f, f))
+    assert dis.histogram_mig(codes, factors, g) == pytest.approx(np.mean(gaps), abs=1e-10)
+
+
+# --- FactorVAE, DCI, SAP ---------------------------------------------------------------------------------
+
+def test_factor_vae_score_perfect_and_noise():
+    mu, _ = _perfect_codes()
+    assert dis.factor_vae_score(mu, GRID, _gen()) == 1.0  # the fixed factor's code has zero variance
+    noise = torch.randn(len(GRID), 5, generator=_gen(5))
+    # No dimension knows any factor: votes are uniform, so accuracy is chance 1/5 plus the majority
+    # vote's small overfit; 0.35 leaves many standard deviations (sd of 5000 votes at 0.2: 0.006).
+    assert dis.factor_vae_score(noise, GRID, _gen()) < 0.35
+
+
+def test_dci_scores_of_known_importance_matrices():  # disentanglement_lib's dci_test cases
+    diagonal = np.diag(5.0 * np.ones(5))
+    assert dis.dci_scores(diagonal) == pytest.approx((1.0, 1.0))
+    assert dis.dci_scores(np.vstack([diagonal, diagonal])) == pytest.approx((1.0, 1 - math.log(2) / math.log(10)))
+    assert dis.dci_scores(np.hstack([diagonal, diagonal])) == pytest.approx((1 - math.log(2) / math.log(10), 1.0))
+    assert dis.dci_scores(np.zeros((4, 4))) == pytest.approx((0.0, 0.0), abs=1e-7)
+
+
+def test_dci_perfect_duplicated_and_noise():
+    # Bounds as disentanglement_lib's dci_test: perfect in [0.9, 1]; duplicated codes split each factor's
+    # importance between two of 10 codes: completeness 1 - log 2 / log 10 (+-0.1); noise below 0.2.
+    mu, _ = _perfect_codes()
+    perfect = dis.dci(mu, GRID, _gen(), num_train=1500, num_test=1000, num_trees=10)
+    assert perfect["disentanglement"] > 0.9 and perfect["completeness"] > 0.9 and perfect["informativeness"] > 0.99
+    duplicated = dis.dci(torch.cat([mu, mu], 1), GRID, _gen(), num_train=1500, num_test=1000, num_trees=10)
+    assert duplicated["completeness"] == pytest.approx(1 - math.log(2) / math.log(10), abs=0.1)
+    noise = dis.dci(torch.randn(len(GRID), 5, generator=_gen(6)), GRID, _gen(), 1500, 1000, num_trees=10)
+    assert noise["disentanglement"] < 0.2 and noise["completeness"] < 0.2
+    assert noise["informativeness"] < 1.5 / min(SIZES)  # near chance for every factor, at most 1/3
+
+
+def test_sap_perfect_and_noise_on_binary_factors():
+    # The discrete SAP scores are accuracies: a perfect code's own dimension classifies a binary factor exactly
+    # (a threshold), every other dimension is at chance 1/2 on a balanced grid, so the gap is 1/2. (A linear
+    # classifier on one dimension cannot isolate the middle values of a many-class factor, hence binary
+    # factors for a known answer.) Noise codes: all dimensions at chance, gap ~0.
+    sizes = (2, 2, 2, 2)
+    factors = torch.tensor(list(itertools.product(*[range(s) for s in sizes]))).repeat(100, 1)
+    mu, _ = _perfect_codes(factors, sizes)
+    assert dis.sap_score(mu, factors, _gen(), 1000, 600) == pytest.approx(0.5, abs=0.05)
+    noise = torch.randn(len(factors), 4, generator=_gen(7))
+    assert dis.sap_score(noise, factors, _gen(), 1000, 600) < 0.1  # gap of two chance accuracies (sd ~0.02)
+
+
+# --- whole-split statistics of z ------------------------------------------------------------------------
+
+def test_split_total_correlation_of_independent_and_correlated_gaussians():
+    # mu ~ N(0, C), z = mu + s eps: the aggregate tends to N(0, C + s^2 I), whose TC is -1/2 log det(correlation).
+    # s = 0.5 makes each component broad against the spacing of 3000 means, so the finite mixture is close to
+    # its Gaussian limit; the remaining error (sampling of mu and of z) is about 0.01 (seen over seeds): tol 0.03.
+    n, s = 3000, 0.5
+    for rho in (0.0, 0.8):
+        cov = torch.tensor([[1.0, rho], [rho, 1.0]])
+        mu = torch.randn(n, 2, generator=_gen(8)) @ torch.linalg.cholesky(cov).T
+        aggregate = cov + s ** 2 * torch.eye(2)
+        scale = aggregate.diagonal().sqrt()
+        expected = -0.5 * torch.logdet(aggregate / torch.outer(scale, scale)).item()
+        got = dis.split_total_correlation(mu, torch.full_like(mu, 2 * math.log(s)), _gen(9))
+        assert got == pytest.approx(expected, abs=0.03)
+
+
+def test_per_dimension_information_of_a_gaussian_aggregate():
+    # mu ~ N(0, 1), sigma fixed: the aggregate is N(0, 1 + sigma^2) and I(x; z_k) = 1/2 log(1 + 1/sigma^2),
+    # where the Gaussian bound (eq 5) is tight. sd of the sample variance of 20000 mu: 0.01, i.e. < 0.005 nats.
+    sigma = torch.tensor([0.1, 0.5, 2.0], dtype=torch.float64)
+    mu = torch.randn(20_000, 3, generator=_gen(10), dtype=torch.float64)
+    logvar = (2 * sigma.log()).repeat(20_000, 1)
+    stats = dis.per_dimension_information(mu, logvar)
+    expected = 0.5 * torch.log1p(1 / sigma ** 2)
+    torch.testing.assert_close(torch.tensor(stats["mutual_info_xz"], dtype=torch.float64), expected, atol=0.02, rtol=0)
+    torch.testing.assert_close(torch.tensor(stats["gaussian_bound"], dtype=torch.float64), expected, atol=0.02, rtol=0)
+    torch.testing.assert_close(torch.tensor(stats["mean_posterior_variance"], dtype=torch.float64), sigma ** 2)
+    torch.testing.assert_close(torch.tensor(stats["variance_of_posterior_mean"], dtype=torch.float64), mu.var(0, unbiased=False))
+
+
+# --- the entry function ------------------------------------------------------------------------------------
+
+def test_disentanglement_metrics_deterministic_and_keys():
+    sizes = (2, 3, 4)
+    grid = torch.tensor(list(itertools.product(*[range(s) for s in sizes]))).repeat(20, 1)
+    mu, logvar = _perfect_codes(grid, sizes)
+    mu = mu + 0.05 * torch.randn(mu.shape, generator=_gen(11), dtype=torch.float64)
+    logits = torch.randn(len(grid), 3, generator=_gen(12))
+    first = dis.disentanglement_metrics(mu, logvar, logits, grid, sizes, _gen(13))
+    assert set(first) == {"mig", "mig_with_y", "mig_histogram", "factor_vae_score", "dci_disentanglement",
+                          "dci_completeness", "dci_informativeness", "sap"}
+    assert first == dis.disentanglement_metrics(mu, logvar, logits, grid, sizes, _gen(13))
+    with pytest.raises(ValueError, match="factors"):
+        dis.disentanglement_metrics(mu, logvar, logits, grid[:, :2], sizes, _gen())
+    with pytest.raises(ValueError, match="method"):
+        dis.gaussian_mutual_information(mu, logvar, grid, "histogram")
