@@ -150,10 +150,13 @@ def run_ray(tasks: list[Task], address: str | None, workers: int) -> Iterator[tu
         import ray
     except ImportError:
         raise ImaeError("the ray backend needs Ray: pip install 'imae[cluster]'") from None
-    if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise ImaeError(f"option --address {address}: cannot start or reach Ray ({exc})".splitlines()[0]) from None
     try:
         remote = ray.remote(run_one)
         pending = {remote.options(num_cpus=task.threads).remote(task): task for task in tasks}
