@@ -113,11 +113,58 @@ def cmd_download(args) -> int:
     return 0
 
 
+def _sweep_parser(sub) -> None:
+    from .study import __doc__ as study_format
+    p = sub.add_parser("sweep", help="run a study (a grid of runs from a TOML file or a preset), resumable",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run every run of a study below --out, several at once; rerunning skips finished "
+                                   "runs, resumes incomplete ones and retries failed ones. Writes OUT/results.csv "
+                                   "and OUT/results.jsonl. Exit 0: all runs finished; 1: some failed (error.json in "
+                                   "their directory); 2: bad input.\n\nThe study file:\n" + study_format)
+    p.add_argument("study", help="a study TOML file, or a preset name: paper-small, paper")
+    p.add_argument("--out", type=Path, required=True, help="the study directory")
+    g = p.add_argument_group("overrides of the study file (every grid)")
+    g.add_argument("--models", nargs="+", choices=MODELS, help="the model axis")
+    g.add_argument("--betas", nargs="+", type=float, help="the beta axis (replaces a gamma axis too)")
+    g.add_argument("--seeds", nargs="+", type=int, help="the seed axis")
+    g.add_argument("--epochs", type=int, help="epochs of every run")
+    g.add_argument("--data-dir", help="directory with the IDX files, for every run")
+    b = p.add_argument_group("execution")
+    b.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: a process pool on this machine; ray: Ray tasks (the study directory must be on "
+                        "storage every node sees, imae installed on every node)")
+    b.add_argument("--address", help="ray: the cluster ('auto', 'ray://HOST:10001'); default: a local Ray instance")
+    b.add_argument("--workers", type=int, help="runs at once (default: the cores, at most the runs); "
+                                               "ray without --address: the CPUs of the local instance")
+    b.add_argument("--threads", type=int, help="torch threads per run (default: cores / workers locally, 1 on Ray, "
+                                               "where it is also the CPUs each run reserves)")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_sweep(args) -> int:
+    from .study import load_study
+    for name in ("workers", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ImaeError(f"option --{name}: expected an integer >= 1, got {getattr(args, name)}")
+    if args.address and args.backend != "ray":
+        raise ImaeError("option --address: only with --backend ray")
+    axes = {key: values for key, values in (("model", args.models), ("beta", args.betas), ("seed", args.seeds))
+            if values}
+    settings = {key: value for key, value in (("epochs", args.epochs), ("data_dir", args.data_dir))
+                if value is not None}
+    study = load_study(args.study, axes, settings)
+    from .sweep import format_summary, sweep  # imports torch: after the study is known to be valid
+    summary = sweep(study, args.out, args.backend, args.workers, args.threads, args.address, not args.no_progress)
+    print(format_summary(summary, args.out))
+    return summary.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imae", description="Information Maximization Auto-Encoding: learn a "
                                      "categorical code y and a continuous code z from unlabelled images.")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    _sweep_parser(sub)
     e = sub.add_parser("evaluate", help="recompute a run's metrics from its checkpoint",
                        description="Recompute accuracy (Hungarian matching), I(x;y) over the whole test split "
                                    "and the reconstruction error, and rewrite RUN_DIR/metrics.json.")
@@ -134,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "download": cmd_download}[args.command]
+    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "download": cmd_download,
+               "sweep": cmd_sweep}[args.command]
     try:
         return handler(args)
     except ImaeError as exc:

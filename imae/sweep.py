@@ -1,0 +1,225 @@
+"""Run a study: every run directory below one study directory, several at once, resumable.
+
+Before anything starts, each run directory that exists is checked against the study: its
+config.json must be the study's config for it (data_dir aside: where the data are found does not
+change a run), else the study changed and the sweep refuses rather than mix two studies. Then
+finished runs (metrics.json) are skipped and never written again; incomplete ones resume from
+their checkpoint; failed ones (error.json) start again from an empty directory; missing ones start.
+A run that raises records error.json {"error": one line, "traceback": text} and the others go on.
+Each run logs to RUN_DIR/train.log. At the end every run below the study directory is gathered
+into results.csv and results.jsonl (imae.results.results_table).
+
+Backends: a local process pool ('spawn': torch and fork do not mix), or Ray tasks on a cluster,
+where the study directory must be on storage every node sees at the same path (NFS or similar) and
+imae must be installed on every node.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import runs
+from .errors import CheckpointError, ImaeError
+from .results import ERROR, results_table, run_status
+from .study import StudyRun
+
+RESULTS_CSV = "results.csv"
+RESULTS_JSONL = "results.jsonl"
+LOG = "train.log"
+IGNORED_IN_COMPARISON = ("data_dir",)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run to (re)start, as it travels to a worker process."""
+
+    name: str
+    run_dir: str
+    config: dict
+    action: str  # "start", "resume" (incomplete: continue from its checkpoint) or "restart" (failed)
+    threads: int = 1
+
+
+@dataclass
+class Summary:
+    finished: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # name -> one-line error
+    skipped: list[str] = field(default_factory=list)  # already finished before this sweep
+    tables: tuple[Path, Path] | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def plan(study: list[StudyRun], out: Path) -> tuple[list[Task], list[str]]:
+    """The runs still to do and the names of those already finished; refuses a study directory
+    whose runs were made by another study."""
+    tasks, done = [], []
+    for run in study:
+        run_dir = Path(out) / run.name
+        status = _check_existing(run_dir, run.config.to_dict())
+        if status == "finished":
+            done.append(run.name)
+        else:
+            action = {"missing": "start", "incomplete": "resume", "failed": "restart"}[status]
+            tasks.append(Task(run.name, str(run_dir), run.config.to_dict(), action))
+    return tasks, done
+
+
+def _check_existing(run_dir: Path, config: dict) -> str:
+    if not (run_dir / runs.CONFIG).is_file():
+        return "missing"
+    saved = runs.read_json(run_dir / runs.CONFIG)
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{run_dir / runs.CONFIG}: expected a JSON object of settings")
+    keys = sorted(k for k in set(saved) | set(config)
+                  if k not in IGNORED_IN_COMPARISON and saved.get(k, "absent") != config.get(k, "absent"))
+    if keys:
+        raise CheckpointError(f"{run_dir}: its config.json differs from the study's config for this run "
+                              f"({', '.join(keys)}); the study changed: restore it or use another --out")
+    return run_status(run_dir)
+
+
+def run_one(task: Task) -> str | None:
+    """Train one run in a worker process; returns None, or the one-line error also written to
+    error.json. Uses task.threads torch threads: several processes each using every core would
+    slow each other down several times over."""
+    import torch
+
+    from .config import TrainConfig
+    from .training import train
+
+    torch.set_num_threads(task.threads)
+    run_dir, config = Path(task.run_dir), TrainConfig.from_dict(task.config)
+    if task.action != "resume":  # a new or failed run starts from an empty directory
+        shutil.rmtree(run_dir, ignore_errors=True)
+        runs.prepare(run_dir, config)  # config.json first: the run is in the results table from now on
+    with open(run_dir / LOG, "a") as log_file:
+        def log(line: str) -> None:
+            log_file.write(line + "\n")
+            log_file.flush()
+        try:
+            # resume=True also starts a prepared directory without a checkpoint from scratch
+            train(config, run_dir, resume=True, progress=False, log=log)
+            return None
+        except Exception as exc:  # noqa: BLE001 - any failure of one run is recorded, the others go on
+            trace = traceback.format_exc()
+            log(trace)
+            return record_failure(run_dir, exc, trace)
+
+
+def record_failure(run_dir: Path, exc: BaseException, trace: str) -> str:
+    message = (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0]
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    runs.write_json(Path(run_dir) / ERROR, {"error": message, "traceback": trace})
+    return message
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, str | None]]:
+    """(task, error or None) as runs end, from a pool of `workers` processes."""
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    try:
+        futures = {pool.submit(run_one, task): task for task in tasks}
+        for future in as_completed(futures):
+            yield futures[future], _outcome(futures[future], future.result)
+    finally:  # interrupted: start no further run
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_ray(tasks: list[Task], address: str | None, workers: int) -> Iterator[tuple[Task, str | None]]:
+    """The same on Ray: one task per run reserving task.threads CPUs. With no address, a local
+    Ray instance with `workers` CPUs."""
+    try:
+        import ray
+    except ImportError:
+        raise ImaeError("the ray backend needs Ray: pip install 'imae[cluster]'") from None
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise ImaeError(f"option --address {address}: cannot start or reach Ray ({exc})".splitlines()[0]) from None
+    try:
+        remote = ray.remote(run_one)
+        pending = {remote.options(num_cpus=task.threads).remote(task): task for task in tasks}
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(ref)
+            yield task, _outcome(task, lambda ref=ref: ray.get(ref))
+    finally:
+        ray.shutdown()
+
+
+def _outcome(task: Task, result: Callable[[], str | None]) -> str | None:
+    """A run's error, also when its worker died before it could record one (killed, out of memory)."""
+    try:
+        return result()
+    except Exception as exc:  # noqa: BLE001 - a worker that died: record it like a failed run
+        return record_failure(Path(task.run_dir), exc, traceback.format_exc())
+
+
+def write_results(out: Path) -> tuple[Path, Path]:
+    """results.csv and results.jsonl: one row per run below `out`, every setting and metric."""
+    rows = results_table(out)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    paths = (Path(out) / RESULTS_CSV, Path(out) / RESULTS_JSONL)
+    runs.atomic_write(paths[0], lambda f: f.write(text.getvalue().encode()))
+    lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+    runs.atomic_write(paths[1], lambda f: f.write(lines.encode()))
+    return paths
+
+
+def sweep(study: list[StudyRun], out: Path, backend: str = "local", workers: int | None = None,
+          threads: int | None = None, address: str | None = None, progress: bool = True) -> Summary:
+    """Run every unfinished run of the study below `out`; gather the results table."""
+    out = Path(out)
+    tasks, done = plan(study, out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = Summary(skipped=done)
+    if tasks:
+        cores = available_cores()
+        workers = workers or min(cores, len(tasks))
+        threads = threads or (max(1, cores // workers) if backend == "local" else 1)
+        tasks = [Task(t.name, t.run_dir, t.config, t.action, threads) for t in tasks]
+        outcomes = run_local(tasks, workers) if backend == "local" else run_ray(tasks, address, workers)
+        with tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress) as bar:
+            for task, error in outcomes:
+                if error is None:
+                    summary.finished.append(task.name)
+                else:
+                    summary.failed[task.name] = error
+                    bar.write(f"failed: {task.name}: {error}")
+                bar.update()
+    summary.tables = write_results(out)
+    return summary
+
+
+def format_summary(summary: Summary, out: Path) -> str:
+    lines = ["| finished | failed | skipped (already finished) |", "|---|---|---|",
+             f"| {len(summary.finished)} | {len(summary.failed)} | {len(summary.skipped)} |"]
+    lines += [f"failed: {name}: {error} (see {Path(out) / name / ERROR})" for name, error in summary.failed.items()]
+    if summary.tables:
+        lines.append(f"results table: {summary.tables[0]} and {summary.tables[1]}")
+    return "\n".join(lines)

@@ -1,0 +1,206 @@
+"""Studies: parsing and expansion, the sweep's reliability (failures, resuming, refusing a changed
+study), the results table, and the Ray backend on a local instance."""
+
+import csv
+import itertools
+import json
+import shutil
+
+import pytest
+from conftest import write_mnist_like
+
+from imae.cli import main
+from imae.errors import ConfigError
+from imae.study import load_study
+
+TINY = "train_subset = 64\nbatch_size = 32\nepochs = 1\neval_batch_size = 128\ncontinuous_dim = 2\ncategories = 4\n"
+
+
+def _study(tmp_path, text, name="study.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_grid_expands_to_the_product_with_readable_names(tmp_path):
+    path = _study(tmp_path, """
+[settings]
+epochs = 3
+[model.joint-vae]
+capacity_iterations = 100
+[grid]
+dataset = ["mnist", "fashion-mnist"]
+model = ["imae", "joint-vae"]
+beta = [1, 5.5]
+seed = [0, 1, 2]
+vat = [true, false]
+""")
+    runs = load_study(path)
+    expected = {f"{d}/{m}/beta{b}-seed{s}{'' if v else '-novat'}"
+                for d, m, b, s, v in itertools.product(["mnist", "fashion-mnist"], ["imae", "joint-vae"],
+                                                       ["1", "5.5"], [0, 1, 2], [True, False])}
+    assert {run.name for run in runs} == expected and len(runs) == 48
+    by_name = {run.name: run.config for run in runs}
+    assert by_name["fashion-mnist/joint-vae/beta5.5-seed2-novat"].beta == 5.5
+    assert by_name["fashion-mnist/joint-vae/beta5.5-seed2-novat"].vat is False
+    assert all(cfg.epochs == 3 for cfg in by_name.values())
+    assert {cfg.capacity_iterations for cfg in by_name.values() if cfg.model == "joint-vae"} == {100}
+    assert {cfg.capacity_iterations for cfg in by_name.values() if cfg.model == "imae"} == {None}
+
+
+def test_gamma_axis_follows_each_models_rule(tmp_path):
+    path = _study(tmp_path, '[grid]\nmodel = ["imae", "beta-vae"]\ngamma = [2, 7]\nseed = 0\n')
+    by_name = {run.name: run.config for run in load_study(path)}
+    assert set(by_name) == {"mnist/imae/gamma2-seed0", "mnist/imae/gamma7-seed0",
+                            "mnist/beta-vae/beta2-seed0", "mnist/beta-vae/beta7-seed0"}
+    assert (by_name["mnist/imae/gamma7-seed0"].gamma, by_name["mnist/imae/gamma7-seed0"].beta) == (7, 3.5)
+    assert (by_name["mnist/beta-vae/beta7-seed0"].gamma, by_name["mnist/beta-vae/beta7-seed0"].beta) == (None, 7)
+
+
+def test_several_grids_name_what_varies_and_run_a_shared_point_once(tmp_path):
+    path = _study(tmp_path, """
+[settings]
+epochs = 2
+[[grid]]
+model = ["imae", "info-vae"]
+beta = [1, 5]
+[[grid]]
+model = "imae"
+beta = [5]
+epochs = [4]
+[[grid]]
+model = "info-vae"
+beta = [5]
+""")
+    names = sorted(run.name for run in load_study(path))
+    # epochs varies among the IMAE runs only; the third grid repeats a point of the first.
+    assert names == ["mnist/imae/beta1-seed0-epochs=2", "mnist/imae/beta5-seed0-epochs=2",
+                     "mnist/imae/beta5-seed0-epochs=4", "mnist/info-vae/beta1-seed0", "mnist/info-vae/beta5-seed0"]
+
+
+def test_command_line_axes_and_settings_replace_the_files(tmp_path):
+    path = _study(tmp_path, '[grid]\nmodel = ["imae", "beta-vae"]\ngamma = [2, 4]\nseed = [0, 1]\n')
+    runs = load_study(path, axes={"seed": [7], "beta": [3.0], "model": ["info-vae"]}, settings={"epochs": 9})
+    assert [run.name for run in runs] == ["mnist/info-vae/beta3-seed7"]
+    assert runs[0].config.epochs == 9
+
+
+def test_presets_hold_the_protocols():
+    small = load_study("paper-small")
+    assert len(small) == 4 * 3 * 2 + 3 * 2
+    assert {(r.config.model, r.config.vat) for r in small if not r.config.vat} == {("imae", False)}
+    paper = load_study("paper")
+    cells = {(r.config.dataset, r.config.model, r.config.beta, r.config.vat) for r in paper}
+    assert len(cells) == 2 * 4 * 10 + 4 * 10
+    assert {r.config.seed for r in paper} == set(range(10)) and len(paper) == 10 * len(cells)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[grid]\nbeta = [1\n", "not valid TOML"),
+    ("[grids]\nbeta = [1]\n", "unknown section(s) grids"),
+    ("[settings]\nbetta = 1\n[grid]\nbeta = [1]\n", "[settings]: unknown setting(s) betta"),
+    ("[grid]\nbeta = [1]\nsed = [0]\n", "grid 1: unknown setting(s) sed"),
+    ("[grid]\nbeta = [1, -2]\n", "run mnist/imae/beta-2-seed0: option beta"),
+    ("[grid]\nmodel = ['imae', 'vae']\n", "option model"),
+    ("[grid]\nbeta = []\n", "axis beta: expected a non-empty list"),
+    ("[grid]\nbeta = [1]\ngamma = [2]\n", "not both"),
+    ("[model.vae]\nbeta = 1\n[grid]\nbeta = [1]\n", "[model.NAME]"),
+    ("[model.imae]\nbeta = 2\n[grid]\nbeta = [1]\n", "[model.imae] sets beta, which the grid varies"),
+    ("[settings]\nepochs = 1\n", "expected a [grid] table"),
+])
+def test_bad_study_is_one_line_and_exit_2_before_anything_starts(tmp_path, capsys, text, fragment):
+    out = tmp_path / "out"
+    assert main(["sweep", _study(tmp_path, text), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("imae: error:") and "\n" not in err and fragment in err
+    assert not out.exists()
+
+
+def test_unknown_study_names_the_presets(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="paper-small"):
+        load_study(str(tmp_path / "nothing.toml"))
+
+
+def _tiny_study(tmp_path, data, broken):
+    """Two IMAE runs on good data, one beta-VAE run on a truncated IDX file (fails at train time)."""
+    return _study(tmp_path, f'[settings]\ndata_dir = "{data}"\n{TINY}[model.beta-vae]\ndata_dir = "{broken}"\n'
+                            '[[grid]]\nmodel = "imae"\nseed = [0, 1]\n[[grid]]\nmodel = "beta-vae"\n')
+
+
+def _break(directory):
+    target = directory / "train-images-idx3-ubyte.gz"
+    target.write_bytes(target.read_bytes()[:300])
+    return target
+
+
+def _sweep(study, out, *extra):
+    return main(["sweep", study, "--out", str(out), "--no-progress", *extra])
+
+
+def test_a_failed_run_is_recorded_the_others_finish_and_rerunning_retries_only_it(tmp_path, capsys):
+    data = write_mnist_like(tmp_path / "data")
+    broken = write_mnist_like(tmp_path / "broken")
+    target = _break(broken)
+    study, out = _tiny_study(tmp_path, data, broken), tmp_path / "out"
+    assert _sweep(study, out, "--workers", "2") == 1
+    printed = capsys.readouterr().out
+    assert "| 2 | 1 | 0 |" in printed and str(out / "results.csv") in printed
+
+    error = json.loads((out / "mnist/beta-vae/beta5-seed0/error.json").read_text())
+    assert "train-images-idx3-ubyte.gz" in error["error"] and "\n" not in error["error"]
+    assert "Traceback" in error["traceback"] and "DataError" in error["traceback"]
+    finished = [out / "mnist/imae/beta5-seed0", out / "mnist/imae/beta5-seed1"]
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for d in finished for p in (d / "metrics.json", d / "train.log")}
+
+    with open(out / "results.csv", newline="") as f:
+        rows = {row["run"]: row for row in csv.DictReader(f)}
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "mnist/beta-vae/beta5-seed0": "failed", "mnist/imae/beta5-seed0": "finished", "mnist/imae/beta5-seed1": "finished"}
+    metrics = json.loads((finished[1] / "metrics.json").read_text())
+    assert float(rows["mnist/imae/beta5-seed1"]["accuracy"]) == pytest.approx(metrics["accuracy"])
+    assert rows["mnist/imae/beta5-seed1"]["seed"] == "1" and rows["mnist/imae/beta5-seed1"]["train_subset"] == "64"
+    assert "train-images" in rows["mnist/beta-vae/beta5-seed0"]["error"]
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(row["run"] for row in lines) == sorted(rows)
+
+    # Repair the data, and make a finished run incomplete (killed after its last checkpoint, before
+    # metrics.json): the rerun retries the failed run from scratch, resumes the incomplete one, and
+    # leaves the finished one alone.
+    shutil.copy(data / target.name, target)
+    (finished[0] / "metrics.json").unlink()
+    assert _sweep(study, out) == 0
+    assert "| 2 | 0 | 1 |" in capsys.readouterr().out
+    assert (out / "mnist/beta-vae/beta5-seed0/metrics.json").is_file()
+    assert not (out / "mnist/beta-vae/beta5-seed0/error.json").exists()
+    assert "resuming" in (finished[0] / "train.log").read_text()
+    assert (finished[0] / "metrics.json").read_bytes() == before[finished[0] / "metrics.json"][1]
+    untouched = [finished[1] / "metrics.json", finished[1] / "train.log"]
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in untouched} == {p: before[p] for p in untouched}
+    statuses = [json.loads(line)["status"] for line in (out / "results.jsonl").read_text().splitlines()]
+    assert statuses == ["finished"] * 3
+
+
+def test_a_run_directory_from_another_study_is_refused(tmp_path, capsys):
+    data = write_mnist_like(tmp_path / "data")
+    study, out = _study(tmp_path, f'[settings]\ndata_dir = "{data}"\n{TINY}[grid]\nseed = [0, 1]\n'), tmp_path / "out"
+    changed = _study(tmp_path, f'[settings]\ndata_dir = "{data}"\n{TINY}[grid]\nseed = [0, 1]\nlr = 0.01\n', "b.toml")
+    run_dir = out / "mnist/imae/beta5-seed1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(load_study(changed)[1].config.to_dict()))
+    assert _sweep(study, out) == 2
+    err = capsys.readouterr().err
+    assert str(run_dir) in err and "lr" in err
+    assert not (out / "mnist/imae/beta5-seed0").exists()
+
+
+@pytest.mark.ray
+def test_ray_backend_on_a_local_instance(tmp_path, capsys):
+    pytest.importorskip("ray")
+    data = write_mnist_like(tmp_path / "data")
+    study = _study(tmp_path, f'[settings]\ndata_dir = "{data}"\n{TINY}[grid]\nmodel = ["imae", "joint-vae"]\n')
+    out = tmp_path / "out"
+    assert _sweep(study, out, "--backend", "ray", "--workers", "2") == 0
+    assert "| 2 | 0 | 0 |" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted((row["model"], row["status"]) for row in rows) == [("imae", "finished"), ("joint-vae", "finished")]
+    assert all(0.0 <= row["accuracy"] <= 1.0 for row in rows)
