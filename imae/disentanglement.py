@@ -244,13 +244,18 @@ def per_dimension_information(mu: torch.Tensor, logvar: torch.Tensor, method: st
 
 
 def split_total_correlation(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator,
-                            num_samples: int | None = None) -> float:
-    """TC(z) = mean_i [log q(z_i) - sum_k log q(z_ik)] over the whole split: one z_i ~ q(z | x_i) per image
-    (or per image of a random num_samples subset), log densities by logsumexp over all N encodings.
-    O(num_samples * N * K), chunked."""
+                            num_samples: int | None = None) -> tuple[float, float]:
+    """TC(z) = E_i [log q(z_i) - sum_k log q(z_ik)] over the whole split, with z_i ~ q(z | x_i) for every
+    image (or for a random num_samples of them: a Monte Carlo estimate of the same expectation), each log
+    density exact by logsumexp over all N encodings. O(num_samples * N * K), chunked.
+    Returns (estimate, its standard error over the samples; 0 when every image is used)."""
     rows = torch.randperm(len(mu), generator=generator)[:num_samples] if num_samples else torch.arange(len(mu))
     with torch.no_grad():  # in the input's dtype: float32 is 4x faster than float64 here, and accurate enough
         z = mu[rows] + torch.exp(0.5 * logvar[rows]) * torch.randn(len(rows), mu.shape[1], generator=generator,
                                                                     dtype=mu.dtype)
         chunk = max(1, 2 ** 24 // mu.numel())
-        return est.total_correlation(*est.aggregate_log_densities(z, mu, logvar, chunk)).item()
+        log_joint, log_marginals = est.aggregate_log_densities(z, mu, logvar, chunk)
+        terms = (log_joint - log_marginals.sum(1)).double()
+    sampled = len(rows) < len(mu)
+    stderr = terms.std().item() / len(terms) ** 0.5 if sampled and len(terms) > 1 else 0.0
+    return terms.mean().item(), stderr

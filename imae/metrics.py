@@ -6,10 +6,15 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from . import disentanglement as dis
 from . import estimators as est
 from .data.batches import ImageSet, ordered_batches
 from .networks import HybridAutoencoder, Posterior
 from .objectives import reconstruction_nll
+
+# z's drawn for the whole-split total correlation: each log q(z) is exact over all N encodings, the mean
+# over z's is a Monte Carlo estimate (standard error reported); all N z's cost O(N^2 K), days on dSprites.
+TOTAL_CORRELATION_SAMPLES = 2000
 
 
 def clustering_accuracy(predicted, labels) -> float:
@@ -49,9 +54,11 @@ def reconstruction_error(model: HybridAutoencoder, images: torch.Tensor, post: P
 
 
 @torch.no_grad()
-def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000) -> dict[str, float]:
-    """accuracy (if labelled), I(x;y) over the whole split (eq 7) with its two entropies,
-    and the reconstruction error, all in nats."""
+def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000, complete: bool = False,
+             seed: int = 0) -> dict:
+    """accuracy (if labelled), I(x;y) over the whole split (eq 7) with its two entropies, and the
+    reconstruction error, all in nats. complete: also the statistics of z (code_statistics) and, where
+    the split has known factors (dSprites), every disentanglement metric."""
     post = encode(model, split.images, batch_size)
     metrics = {
         "mutual_info_xy": est.mutual_information_xy(post.logits).item(),
@@ -62,4 +69,22 @@ def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000) 
     if split.labels is not None:
         predicted = post.logits.argmax(1).cpu().numpy()
         metrics["accuracy"] = clustering_accuracy(predicted, split.labels.cpu().numpy())
+    if complete:
+        post = Posterior(*(getattr(post, f).float().cpu() for f in ("mu", "logvar", "logits")))
+        metrics.update(code_statistics(post, seed))
+        if split.factors is not None:
+            factors = split.factors.cpu()
+            sizes = tuple(int(size) for size in factors.max(0).values + 1)
+            metrics.update(dis.disentanglement_metrics(post.mu, post.logvar, post.logits, factors, sizes,
+                                                       torch.Generator().manual_seed(seed)))
     return metrics
+
+
+def code_statistics(post: Posterior, seed: int = 0) -> dict:
+    """Per-dimension I(x;z_k), E[sigma_k^2], Var[mu_k] and the eq (5) bound (Figure 2a), and the total
+    correlation of z over the split, estimated with TOTAL_CORRELATION_SAMPLES z's (and its standard error)."""
+    generator = torch.Generator().manual_seed(seed)
+    samples = TOTAL_CORRELATION_SAMPLES if len(post.mu) > TOTAL_CORRELATION_SAMPLES else None
+    total_correlation, stderr = dis.split_total_correlation(post.mu, post.logvar, generator, samples)
+    return {"per_dimension": dis.per_dimension_information(post.mu, post.logvar),
+            "total_correlation": total_correlation, "total_correlation_stderr": stderr}

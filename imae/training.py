@@ -269,7 +269,7 @@ def final_metrics(model: HybridAutoencoder, test_set: ImageSet, cfg: TrainConfig
     """Every metric that applies to the data set, on the whole test split."""
     if len(test_set) > MONITOR_SIZE:
         log(f"evaluating on all {len(test_set)} test images")
-    return evaluate(model, test_set, cfg.eval_batch_size)
+    return evaluate(model, test_set, cfg.eval_batch_size, complete=True, seed=cfg.seed)
 
 
 def load_trained(run_dir: Path, device: str = "cpu") -> tuple[TrainConfig, HybridAutoencoder, dict]:
