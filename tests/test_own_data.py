@@ -81,6 +81,10 @@ def test_npy_floats_in_unit_interval_become_uint8_and_channels_last_is_moved(tmp
     np.save(tmp_path / "c.npy", colour)
     np.testing.assert_array_equal(load_own_data(tmp_path / "c.npy", "train").images.numpy(),
                                   colour.transpose(0, 3, 1, 2))
+    constant = np.full((2, 3, 5, 6), 77, dtype=np.uint8)  # resizing keeps a constant image constant
+    np.save(tmp_path / "k.npy", constant)
+    np.testing.assert_array_equal(load_own_data(tmp_path / "k.npy", "train", image_size=4).images.numpy(),
+                                  np.full((2, 3, 4, 4), 77, dtype=np.uint8))
 
 
 def test_arrays_out_of_range_or_of_a_wrong_shape_are_errors_naming_the_file(tmp_path):
