@@ -92,7 +92,7 @@ def figure_3(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -
     """Fig. 3: accuracy, I(x;y), -reconstruction error, H(y), H(y|x) and TC against beta, four models."""
     rows = paper_settings(finished(table, dataset=dataset, vat=True), log)
     fig = Figure(figsize=(12, 6.5))
-    axes = fig.subplots(2, 3).ravel()
+    axes = fig.subplots(2, 3, gridspec_kw={"wspace": 0.35, "hspace": 0.35}).ravel()
     for ax, metric in zip(axes, TRACKED):
         plot_metric(ax, rows, metric, lambda r: r["beta"], by_model(rows), model_colours(), log)
         ax.set_xlabel(BETA)
@@ -108,14 +108,19 @@ def mig_figure(table: list[dict], out_dir: Path, mig_key: str, number: int, log:
     rows = paper_settings(finished(table, dataset=DSPRITES, vat=True), log)
     mig = (mig_key, "Disentanglement score (MIG)" if mig_key == "mig" else "MIG over (y, z)", 1)
     fig = Figure(figsize=(12, 6.5))
-    axes = fig.subplots(2, 3).ravel()
+    axes = fig.subplots(2, 3, gridspec_kw={"wspace": 0.35, "hspace": 0.35}).ravel()
     x_of = lambda r: effective_gamma(r) if r["model"] == "imae" else r["beta"]
     for ax, metric in zip(axes[:3], (mig, RECONSTRUCTION, TOTAL_CORRELATION)):
         plot_metric(ax, rows, metric, x_of, by_model(rows), model_colours(), log)
         ax.set_xlabel(BETA_GAMMA)
     for ax, metric in zip(axes[3:5], (RECONSTRUCTION, TOTAL_CORRELATION)):
         plot_pairs(ax, rows, metric, mig, x_of, log)
-    axes[4].set_xscale("symlog", linthresh=0.1)  # the paper's log axis; symlog keeps TC estimates near 0
+    tc_values = [x for line in axes[4].lines for x in line.get_xdata()]
+    # The paper's log axis; symlog if a minibatch-free TC estimate came out <= 0.
+    if all(x > 0 for x in tc_values):
+        axes[4].set_xscale("log")
+    else:
+        axes[4].set_xscale("symlog", linthresh=0.1)
     axes[5].axis("off")
     legend(fig, axes)
     what = "z" if mig_key == "mig" else "y and z"

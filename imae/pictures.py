@@ -214,7 +214,7 @@ def figure_4(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, lo
                               [trained.class_of_digit(ANGLE_DIGIT)])[0]
             protos = prototypes(trained.model, trained.post, trained.shape)
             width = max(len(protos), len(angle))
-            grid = torch.zeros(2, width, *trained.shape)
+            grid = torch.ones(2, width, *trained.shape)  # blank (white) where a row is shorter
             grid[0, :len(protos)], grid[1, :len(angle)] = protos, angle
             show(ax, grid, rf"{MODEL_LABELS[model]}, $\beta$={beta:g}")
     fig.suptitle(f"Fig. 4 ({dataset}): prototypes of each learnt y, and the most informative $z_k$ "
