@@ -42,7 +42,7 @@ def note_missing(ax, missing: list[str], log: Log) -> None:
     text = "missing: " + "; ".join(missing)
     ax.text(0.5, 0.5, textwrap.fill(text, 45), transform=ax.transAxes, ha="center", va="center", fontsize=7,
             color="darkred", bbox={"facecolor": "white", "edgecolor": "darkred", "alpha": 0.9})
-    log(text)
+    log(text.replace("$", "").replace("\\", ""))  # plain text for the terminal: $\beta$ -> beta
 
 
 def finite(value) -> bool:
