@@ -8,10 +8,16 @@ $(VENV)/installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-.PHONY: install test demo
+.PHONY: install test demo chromium
 install: $(VENV)/installed
 
-test: $(VENV)/installed
+# Headless Chromium renders the HTML report in tests/test_report.py (Debian's package).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y chromium || { $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }; }
+
+test: $(VENV)/installed chromium
 	$(PY) -m pytest
 
 demo: $(VENV)/installed

@@ -1,4 +1,4 @@
-"""The `imae` command: train, evaluate, download."""
+"""The `imae` command: train, sweep, evaluate, download, figures, report."""
 
 from __future__ import annotations
 
@@ -159,6 +159,31 @@ def cmd_sweep(args) -> int:
     return summary.exit_code
 
 
+def cmd_figures(args) -> int:
+    from .figures import write_figures
+    write_figures(args.study_dir, args.out)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+    print(f"written: {write_report(args.study_dir, args.out)}")
+    return 0
+
+
+def _figures_parser(sub) -> None:
+    f = sub.add_parser("figures", help="draw the paper's figures from a study directory",
+                       description="Draw Fig. 2-8 of the paper (PNG and PDF) from the runs below STUDY_DIR; "
+                                   "a figure whose runs are missing says so on the figure and here.")
+    f.add_argument("study_dir", type=Path)
+    f.add_argument("--out", type=Path, help="output directory (default STUDY_DIR/figures)")
+    r = sub.add_parser("report", help="write a static HTML report of a study directory",
+                       description="Write a self-contained folder (index.html, figures) with a table of the runs, "
+                                   "each run's config and metrics, and failed runs with their error.")
+    r.add_argument("study_dir", type=Path)
+    r.add_argument("--out", type=Path, help="output directory (default STUDY_DIR/report)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imae", description="Information Maximization Auto-Encoding: learn a "
                                      "categorical code y and a continuous code z from unlabelled images.")
@@ -176,13 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the published MD5 of each .gz and the SHA-256 of its content.")
     d.add_argument("name", choices=("mnist", "fashion-mnist"))
     d.add_argument("dir", type=Path)
+    _figures_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"train": cmd_train, "evaluate": cmd_evaluate, "download": cmd_download,
-               "sweep": cmd_sweep}[args.command]
+               "sweep": cmd_sweep, "figures": cmd_figures, "report": cmd_report}[args.command]
     try:
         return handler(args)
     except ImaeError as exc:

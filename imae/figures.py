@@ -1,0 +1,214 @@
+"""The paper's data figures, drawn from a study's results table (METHOD.md section 6):
+Fig. 3 (tracked quantities against beta), Fig. 5 and 7 (MIG on dSprites, without and with y),
+Fig. 6 (VAT ablation), Fig. 8 (JointVAE capacity targets); and `write_figures`, which also
+draws the model pictures of Fig. 2 and 4 (imae.pictures).
+
+Curves are the mean over seeds with the 10%-90% band (80% interval) at each beta.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from . import pictures
+from .config import MODELS
+from .plots import MODEL_COLOURS, MODEL_LABELS, Log, caption, finite, note_missing, save, seed_band
+from .results import results_table
+
+IMAGE_DATASETS = ("mnist", "fashion-mnist")
+DSPRITES = "dsprites"
+BETA = r"$\beta$"
+BETA_GAMMA = r"$\beta$ ($\gamma$ for IMAE)"
+# (metric key, axis label, sign): the paper plots the negative reconstruction error.
+RECONSTRUCTION = ("reconstruction_error", "-Reconstruction error", -1)
+TOTAL_CORRELATION = ("total_correlation", "Total correlation", 1)
+TRACKED = (("accuracy", "Accuracy", 1), ("mutual_info_xy", "I(x;y)", 1), RECONSTRUCTION,
+           ("marginal_entropy_y", "H(y)", 1), ("conditional_entropy_y", "H(y|x)", 1), TOTAL_CORRELATION)
+
+
+def finished(table: list[dict], **match) -> list[dict]:
+    return [r for r in table if r.get("status") == "finished" and all(r.get(k) == v for k, v in match.items())]
+
+
+def effective_gamma(row: dict) -> float:
+    return 2 * row["beta"] if row.get("gamma") is None else row["gamma"]
+
+
+def paper_settings(rows: list[dict], log: Log) -> list[dict]:
+    """The runs a beta sweep compares: IMAE with gamma = 2 beta, JointVAE at its most common
+    capacity targets (Fig. 8 shows the others)."""
+    imae_off_rule = [r for r in rows if r["model"] == "imae" and not math.isclose(effective_gamma(r), 2 * r["beta"])]
+    if imae_off_rule:
+        log(f"left out {len(imae_off_rule)} imae run(s) with gamma != 2 beta")
+    joint = [r for r in rows if r["model"] == "joint-vae"]
+    capacities = Counter((r.get("capacity_y"), r.get("capacity_z")) for r in joint).most_common(1)
+    kept = [r for r in rows if r not in imae_off_rule and
+            (r["model"] != "joint-vae" or (r.get("capacity_y"), r.get("capacity_z")) == capacities[0][0])]
+    if len(kept) < len(rows) - len(imae_off_rule):
+        log(f"joint-vae: kept capacity targets (C_y, C_z) = {capacities[0][0]}; Fig. 8 compares the others")
+    return kept
+
+
+def plot_metric(ax, rows: list[dict], metric: tuple, x_of, curves: dict[str, list[dict]], colours: dict,
+                log: Log) -> None:
+    """One panel: metric against x, one mean curve with its 80% band per entry of curves."""
+    key, label, sign = metric
+    missing = []
+    for name, curve_rows in curves.items():
+        x, mean, low, high = seed_band(curve_rows, x_of, lambda r: sign * r[key] if finite(r.get(key)) else None)
+        if len(x) == 0:
+            missing.append(f"{name} ({'no runs' if not curve_rows else key + ' not in metrics.json'})")
+            continue
+        ax.plot(x, mean, marker="o", markersize=3, color=colours.get(name), label=name)
+        ax.fill_between(x, low, high, color=colours.get(name), alpha=0.2, linewidth=0)
+    ax.set_ylabel(label)
+    note_missing(ax, [f"{label}: {', '.join(missing)}"] if missing else [], log)
+
+
+def by_model(rows: list[dict]) -> dict[str, list[dict]]:
+    return {MODEL_LABELS[m]: [r for r in rows if r["model"] == m] for m in MODELS}
+
+
+def model_colours() -> dict:
+    return {MODEL_LABELS[m]: MODEL_COLOURS[m] for m in MODELS}
+
+
+def legend(fig: Figure, axes) -> None:
+    handles, labels = {}, []
+    for ax in axes:
+        for h, name in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(name, h)
+    labels = list(handles)
+    if labels:
+        fig.legend([handles[n] for n in labels], labels, loc="upper center", ncol=len(labels),
+                   bbox_to_anchor=(0.5, 1.06), frameon=False)
+
+
+def figure_3(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:
+    """Fig. 3: accuracy, I(x;y), -reconstruction error, H(y), H(y|x) and TC against beta, four models."""
+    rows = paper_settings(finished(table, dataset=dataset, vat=True), log)
+    fig = Figure(figsize=(12, 6.5))
+    axes = fig.subplots(2, 3, gridspec_kw={"wspace": 0.35, "hspace": 0.35}).ravel()
+    for ax, metric in zip(axes, TRACKED):
+        plot_metric(ax, rows, metric, lambda r: r["beta"], by_model(rows), model_colours(), log)
+        ax.set_xlabel(BETA)
+    legend(fig, axes)
+    fig.suptitle(f"Fig. 3 ({dataset}): tracking the key quantities against {BETA}", y=1.1)
+    caption(fig, r"$\gamma = 2\beta$ for IMAE; all models with VAT. Mean over seeds, shaded: 10%-90% of seeds.")
+    return save(fig, out_dir, f"fig3_{dataset}")
+
+
+def mig_figure(table: list[dict], out_dir: Path, mig_key: str, number: int, log: Log = print) -> list[Path]:
+    """Fig. 5 (MIG over z) or Fig. 7 (over y and z) on dSprites: (a) MIG, -reconstruction error and TC
+    against beta (gamma for IMAE); (b) MIG against -reconstruction error and against TC."""
+    rows = paper_settings(finished(table, dataset=DSPRITES, vat=True), log)
+    mig = (mig_key, "Disentanglement score (MIG)" if mig_key == "mig" else "MIG over (y, z)", 1)
+    fig = Figure(figsize=(12, 6.5))
+    axes = fig.subplots(2, 3, gridspec_kw={"wspace": 0.35, "hspace": 0.35}).ravel()
+    x_of = lambda r: effective_gamma(r) if r["model"] == "imae" else r["beta"]
+    for ax, metric in zip(axes[:3], (mig, RECONSTRUCTION, TOTAL_CORRELATION)):
+        plot_metric(ax, rows, metric, x_of, by_model(rows), model_colours(), log)
+        ax.set_xlabel(BETA_GAMMA)
+    for ax, metric in zip(axes[3:5], (RECONSTRUCTION, TOTAL_CORRELATION)):
+        plot_pairs(ax, rows, metric, mig, x_of, log)
+    tc_values = [x for line in axes[4].lines for x in line.get_xdata()]
+    # The paper's log axis; symlog if a minibatch-free TC estimate came out <= 0.
+    if all(x > 0 for x in tc_values):
+        axes[4].set_xscale("log")
+    else:
+        axes[4].set_xscale("symlog", linthresh=0.1)
+    axes[5].axis("off")
+    legend(fig, axes)
+    what = "z" if mig_key == "mig" else "y and z"
+    fig.suptitle(f"Fig. {number} (dSprites): disentanglement with respect to {what}", y=1.1)
+    caption(fig, r"x axis: $\beta$, and $\gamma$ for IMAE ($\beta = \gamma / 2$). Mean over seeds, shaded: "
+                 "10%-90% of seeds; (b) one point per value, the means over seeds.")
+    return save(fig, out_dir, f"fig{number}_{DSPRITES}")
+
+
+def plot_pairs(ax, rows: list[dict], x_metric: tuple, y_metric: tuple, group_of, log: Log) -> None:
+    """y_metric against x_metric: per model one point per value of group_of (means over seeds)."""
+    missing = []
+    for model in MODELS:
+        model_rows = [r for r in rows if r["model"] == model]
+        _, x_mean, _, _ = seed_band(model_rows, group_of, lambda r: x_metric[2] * r[x_metric[0]]
+                                    if finite(r.get(x_metric[0])) and finite(r.get(y_metric[0])) else None)
+        _, y_mean, _, _ = seed_band(model_rows, group_of, lambda r: y_metric[2] * r[y_metric[0]]
+                                    if finite(r.get(x_metric[0])) and finite(r.get(y_metric[0])) else None)
+        if len(x_mean) == 0:
+            missing.append(MODEL_LABELS[model])
+            continue
+        ax.plot(x_mean, y_mean, marker="o", markersize=3, color=MODEL_COLOURS[model], label=MODEL_LABELS[model])
+    ax.set_xlabel(x_metric[1])
+    ax.set_ylabel(y_metric[1])
+    note_missing(ax, [f"{m} ({x_metric[0]} and {y_metric[0]})" for m in missing], log)
+
+
+def figure_6(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:
+    """Fig. 6: VAT ablation, accuracy and I(x;y) against beta with and without VAT, per model."""
+    rows = paper_settings(finished(table, dataset=dataset), log)
+    fig = Figure(figsize=(14, 6))
+    axes = fig.subplots(2, len(MODELS))
+    colours = {"with VAT": "C3", "without VAT": "C7"}
+    for col, model in enumerate(MODELS):
+        curves = {"with VAT": [r for r in rows if r["model"] == model and r.get("vat") is True],
+                  "without VAT": [r for r in rows if r["model"] == model and r.get("vat") is False]}
+        for row, metric in enumerate(TRACKED[:2]):
+            plot_metric(axes[row, col], rows, metric, lambda r: r["beta"], curves, colours,
+                        lambda msg, m=model: log(f"{m}: {msg}"))
+            axes[row, col].set_xlabel(BETA)
+        axes[0, col].set_title(MODEL_LABELS[model])
+    legend(fig, axes.ravel())
+    fig.suptitle(f"Fig. 6 ({dataset}): VAT stabilizes the learning of categorical representations", y=1.08)
+    caption(fig, r"$\gamma = 2\beta$ for IMAE. Mean over seeds, shaded: 10%-90% of seeds.")
+    return save(fig, out_dir, f"fig6_{dataset}")
+
+
+def figure_8(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:
+    """Fig. 8: JointVAE with several capacity targets (C_y, C_z), against beta."""
+    rows = finished(table, dataset=dataset, model="joint-vae", vat=True)
+    targets = sorted({(r.get("capacity_y"), r.get("capacity_z")) for r in rows}, key=str)
+    curves = {f"$C_y$={cy:g}, $C_z$={cz:g}" if finite(cy) and finite(cz) else f"{(cy, cz)}":
+              [r for r in rows if (r.get("capacity_y"), r.get("capacity_z")) == (cy, cz)] for cy, cz in targets}
+    fig = Figure(figsize=(12, 3.6))
+    axes = fig.subplots(1, 3)
+    for ax, metric in zip(axes, TRACKED[:3]):
+        plot_metric(ax, rows, metric, lambda r: r["beta"], curves or {"JointVAE": []}, {}, log)
+        ax.set_xlabel(BETA)
+    legend(fig, axes)
+    fig.suptitle(f"Fig. 8 ({dataset}): JointVAE with different capacity targets ($C_y$, $C_z$)", y=1.15)
+    caption(fig, "JointVAE with VAT. Mean over seeds, shaded: 10%-90% of seeds.")
+    return save(fig, out_dir, f"fig8_{dataset}")
+
+
+def figure_jobs(study_dir: Path, table: list[dict]) -> dict:
+    """Every figure by its file name: a function of (out_dir, log) that returns the paths it wrote."""
+    jobs = {}
+    for dataset in IMAGE_DATASETS:
+        jobs[f"fig2_{dataset}"] = lambda out, log, d=dataset: pictures.figure_2(study_dir, table, out, d, log)
+        jobs[f"fig3_{dataset}"] = lambda out, log, d=dataset: figure_3(table, out, d, log)
+        jobs[f"fig4_{dataset}"] = lambda out, log, d=dataset: pictures.figure_4(study_dir, table, out, d, log)
+    jobs["fig5_dsprites"] = lambda out, log: mig_figure(table, out, "mig", 5, log)
+    for dataset in IMAGE_DATASETS:
+        jobs[f"fig6_{dataset}"] = lambda out, log, d=dataset: figure_6(table, out, d, log)
+    jobs["fig7_dsprites"] = lambda out, log: mig_figure(table, out, "mig_with_y", 7, log)
+    for dataset in IMAGE_DATASETS:
+        jobs[f"fig8_{dataset}"] = lambda out, log, d=dataset: figure_8(table, out, d, log)
+    return jobs
+
+
+def write_figures(study_dir: Path, out_dir: Path | None = None, log: Log = print) -> dict[str, list[Path]]:
+    """Draw every figure of the study into out_dir (default STUDY/figures); returns name -> paths.
+    Each log line starts with the figure's name: what it lacks, then what was written."""
+    study_dir = Path(study_dir)
+    out_dir = Path(out_dir) if out_dir is not None else study_dir / "figures"
+    table = results_table(study_dir)
+    written = {}
+    for name, job in figure_jobs(study_dir, table).items():
+        written[name] = job(out_dir, lambda msg, n=name: log(f"{n}: {msg}"))
+        log(f"{name}: written {', '.join(str(p) for p in written[name])}")
+    return written

@@ -1,0 +1,225 @@
+"""Pictures decoded by trained models: Fig. 2 (per-dimension informativeness, traversals of z_k,
+class prototypes) and Fig. 4 (prototypes and an "angle" traversal for beta = 1, 5, 9, four models).
+
+Codes come from the test split at evaluation: z = mu(x), y = argmax pi(x) (METHOD.md section 1).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from . import runs
+from .config import MODELS
+from .data import load_dataset
+from .errors import ImaeError
+from .metrics import encode
+from .networks import HybridAutoencoder, Posterior
+from .plots import MODEL_LABELS, Log, caption, note_missing, save
+from .training import load_trained
+
+TRAVERSAL = np.linspace(-2.0, 2.0, 9)  # the paper traverses each z_k within [-2, 2]
+FIG2_BETAS = (5.0, 1.0)  # traversals at the first; prototypes at both, as Fig. 2 (e) and (f)
+FIG4_BETAS = (1.0, 5.0, 9.0)
+ANGLE_DIGIT = 6  # Fig. 4 traverses the "angle" factor on digit 6
+
+
+@torch.no_grad()
+def decode(model: HybridAutoencoder, z: torch.Tensor, y: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """Images (pixel probabilities) [N, *shape] decoded from codes z [N, K1] and categories y [N]."""
+    logits = model.decoder(z, F.one_hot(y, model.categories).to(z.dtype))
+    return torch.sigmoid(logits).reshape(len(z), *shape)
+
+
+def assigned(post: Posterior) -> torch.Tensor:
+    return post.logits.argmax(1)
+
+
+def prototypes(model: HybridAutoencoder, post: Posterior, shape: tuple) -> torch.Tensor:
+    """[K2, *shape]: each y decoded with the mean z of the images assigned to it (Fig. 2e, 4);
+    a y that no image is assigned to is decoded at z = 0, the prior mean."""
+    y = assigned(post)
+    z = torch.stack([post.mu[y == c].mean(0) if (y == c).any() else post.mu.new_zeros(post.mu.shape[1])
+                     for c in range(model.categories)])
+    return decode(model, z, torch.arange(model.categories), shape)
+
+
+def traversal(model: HybridAutoencoder, post: Posterior, dim: int, values, shape: tuple,
+              categories=None) -> torch.Tensor:
+    """[len(categories), len(values), *shape]: for each y (default all), the code z of the first image
+    assigned to it (z = 0 if none) with z_dim set to each value, decoded with that y (Fig. 2b-d)."""
+    categories = range(model.categories) if categories is None else categories
+    y = assigned(post)
+    values = torch.as_tensor(values, dtype=post.mu.dtype)
+    rows = []
+    for c in categories:
+        members = (y == c).nonzero().flatten()
+        start = post.mu[members[0]] if len(members) else post.mu.new_zeros(post.mu.shape[1])
+        z = start.repeat(len(values), 1)
+        z[:, dim] = values
+        rows.append(decode(model, z, torch.full((len(values),), c), shape))
+    return torch.stack(rows)
+
+
+def mosaic(grid: torch.Tensor, gap: int = 1) -> np.ndarray:
+    """[R, C, H, W] -> one [R*(H+gap)-gap, C*(W+gap)-gap] image, tiles separated by white lines."""
+    rows, cols, h, w = grid.shape
+    out = np.ones((rows * (h + gap) - gap, cols * (w + gap) - gap))
+    for r in range(rows):
+        for c in range(cols):
+            out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = grid[r, c].numpy()
+    return out
+
+
+def show(ax, grid: torch.Tensor, title: str, row_labels=None, col_labels=None) -> None:
+    rows, cols, h, w = grid.shape
+    ax.imshow(mosaic(grid), cmap="gray", vmin=0, vmax=1)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([c * (w + 1) + w / 2 for c in range(cols)] if col_labels else [], col_labels or [], fontsize=6)
+    ax.set_yticks([r * (h + 1) + h / 2 for r in range(rows)] if row_labels else [], row_labels or [], fontsize=6)
+
+
+class Trained:
+    """A finished run's model with the codes of its test split."""
+
+    def __init__(self, study_dir: Path, row: dict):
+        self.row = row
+        self.run_dir = Path(study_dir) / row["run"]
+        self.cfg, self.model, _ = load_trained(self.run_dir)
+        test = load_dataset(self.cfg.dataset, "test", self.cfg.data_dir)
+        self.shape = tuple(test.images.shape[1:])
+        self.labels = test.labels
+        self.post = encode(self.model, test.images, self.cfg.eval_batch_size)
+        self.metrics = runs.read_json(self.run_dir / runs.METRICS)
+
+    def informativeness(self) -> tuple[np.ndarray, str]:
+        """I(x;z_k) per dimension from metrics.json, or, for runs without it, the Gaussian bound of
+        eq (5), 0.5 log(1 + Var[mu_k] / E[sigma_k^2]), on the test codes."""
+        per_dim = self.metrics.get("per_dimension", {})
+        if "mutual_info_xz" in per_dim:
+            return np.asarray(per_dim["mutual_info_xz"], dtype=float), "I(x;z_k)"
+        bound = 0.5 * torch.log1p(self.post.mu.var(0) / self.post.logvar.exp().mean(0))
+        return bound.numpy(), "Gaussian bound of I(x;z_k), eq (5)"
+
+    def class_of_digit(self, digit: int) -> int:
+        """The learnt y most images of a true label are assigned to (the most used y if unlabelled)."""
+        y = assigned(self.post)
+        if self.labels is not None and (self.labels == digit).any():
+            y = y[self.labels == digit]
+        return int(torch.bincount(y, minlength=self.model.categories).argmax())
+
+
+def candidates(study_dir: Path, table: list[dict], dataset: str, model: str) -> list[dict]:
+    """Finished runs with a checkpoint, by seed."""
+    rows = [r for r in table if r.get("status") == "finished" and r.get("dataset") == dataset
+            and r.get("model") == model and (Path(study_dir) / r["run"] / runs.CHECKPOINT).is_file()]
+    return sorted(rows, key=lambda r: (r.get("seed", 0), r["run"]))
+
+
+def load(study_dir: Path, row: dict | None, what: str, missing: list[str]) -> Trained | None:
+    """The trained run of row, or None with the reason added to missing."""
+    if row is None:
+        missing.append(f"{what}: no finished run with a checkpoint")
+        return None
+    try:
+        return Trained(study_dir, row)
+    except ImaeError as exc:
+        missing.append(f"{what}: {exc}")
+        return None
+
+
+def closest(rows: list[dict], beta: float, exclude=()) -> dict | None:
+    rows = [r for r in rows if r["beta"] not in exclude]
+    return min(rows, key=lambda r: abs(r["beta"] - beta), default=None)
+
+
+def plot_per_dimension(ax, trained: Trained, log: Log) -> None:
+    """Fig. 2a: dimensions sorted by I(x;z_k), with E[sigma_k^2] and Var[mu_k] from metrics.json."""
+    per_dim = trained.metrics.get("per_dimension", {})
+    needed = ("mutual_info_xz", "mean_posterior_variance", "variance_of_posterior_mean")
+    absent = [k for k in needed if k not in per_dim]
+    if absent:
+        note_missing(ax, [f"per_dimension {', '.join(absent)} not in metrics.json (older run?)"], log)
+        return
+    order = np.argsort(per_dim["mutual_info_xz"])[::-1]
+    index = np.arange(1, len(order) + 1)
+    for key, label, marker in zip(needed, ("I(x;$z_k$)", r"E[$\sigma_k(x)^2$]", r"Var[$\mu_k(x)$]"), "o*+"):
+        ax.plot(index, np.asarray(per_dim[key])[order], marker=marker, linestyle="none", label=label)
+    ax.set_xticks(index, [f"$z_{{{k}}}$" for k in order], fontsize=7)
+    ax.set_xlabel("Sorted dim index")
+    ax.legend(fontsize=7)
+
+
+def figure_2(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:
+    """Fig. 2 for IMAE at the beta closest to 5: (a) per-dimension informativeness, (b)-(d) traversals
+    of the most, a middling and the least informative z_k, (e)-(f) prototypes at two betas."""
+    rows = candidates(study_dir, table, dataset, "imae")
+    fig = Figure(figsize=(13, 8))
+    axes = fig.subplots(2, 3).ravel()
+    missing: list[str] = []
+    first_row = closest(rows, FIG2_BETAS[0])
+    trained = load(study_dir, first_row, f"imae on {dataset}", missing)
+    if trained is None:
+        for ax in axes:
+            ax.axis("off")
+        note_missing(axes[0], missing, log)
+    else:
+        plot_per_dimension(axes[0], trained, log)
+        axes[0].set_title(rf"(a) IMAE, $\beta$={trained.cfg.beta:g}", fontsize=9)
+        info, info_name = trained.informativeness()
+        order = np.argsort(info)[::-1]
+        for ax, letter, dim in zip(axes[1:4], "bcd", (order[0], order[len(order) // 2], order[-1])):
+            grid = traversal(trained.model, trained.post, int(dim), TRAVERSAL, trained.shape)
+            show(ax, grid, f"({letter}) {info_name.replace('z_k', f'z_{dim}')} = {info[dim]:.2f}",
+                 [f"y={c}" for c in range(grid.shape[0])], [f"{v:g}" for v in TRAVERSAL])
+        second_row = closest(rows, FIG2_BETAS[1], exclude=(trained.cfg.beta,))
+        for ax, letter, run in zip(axes[4:], "ef", (trained, None)):
+            run = run or load(study_dir, second_row, "a second beta value of imae", missing)
+            ax.axis("off")
+            if run is None:
+                note_missing(ax, missing, log)
+                continue
+            grid = prototypes(run.model, run.post, run.shape)[None]
+            show(ax, grid, rf"({letter}) $\beta$={run.cfg.beta:g}, I(x;y) = {run.metrics['mutual_info_xy']:.2f}")
+    fig.suptitle(f"Fig. 2: IMAE on {dataset}")
+    caption(fig, "(b)-(d): rows are the learnt y, each started from the code z of a test image assigned to that y; "
+                 r"the chosen $z_k$ goes from -2 to 2, the other dimensions fixed. (e)-(f): each y decoded from "
+                 "the mean z of its images.")
+    return save(fig, out_dir, f"fig2_{dataset}")
+
+
+def figure_4(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:
+    """Fig. 4: for beta = 1, 5, 9 and the four models, the prototypes of every y (first row) and the
+    most informative z_k traversed on the learnt class of digit 6 (second row)."""
+    fig = Figure(figsize=(4 * len(FIG4_BETAS), 1.6 * len(MODELS)))
+    axes = fig.subplots(len(MODELS), len(FIG4_BETAS), squeeze=False)
+    for r, model in enumerate(MODELS):
+        rows = candidates(study_dir, table, dataset, model)
+        for c, beta in enumerate(FIG4_BETAS):
+            ax = axes[r, c]
+            ax.axis("off")
+            missing: list[str] = []
+            row = next((x for x in rows if math.isclose(x["beta"], beta)), None)
+            trained = load(study_dir, row, rf"{MODEL_LABELS[model]} at $\beta$={beta:g}", missing)
+            if trained is None:
+                note_missing(ax, missing, log)
+                continue
+            info, _ = trained.informativeness()
+            angle = traversal(trained.model, trained.post, int(np.argmax(info)), TRAVERSAL, trained.shape,
+                              [trained.class_of_digit(ANGLE_DIGIT)])[0]
+            protos = prototypes(trained.model, trained.post, trained.shape)
+            width = max(len(protos), len(angle))
+            grid = torch.ones(2, width, *trained.shape)  # blank (white) where a row is shorter
+            grid[0, :len(protos)], grid[1, :len(angle)] = protos, angle
+            show(ax, grid, rf"{MODEL_LABELS[model]}, $\beta$={beta:g}")
+    fig.suptitle(f"Fig. 4 ({dataset}): prototypes of each learnt y, and the most informative $z_k$ "
+                 f"traversed on digit {ANGLE_DIGIT}")
+    caption(fig, "First row of each panel: every y decoded from the mean z of its test images. Second row: "
+                 r"the $z_k$ of largest I(x;$z_k$) from -2 to 2, started from an image of the learnt class of "
+                 f"digit {ANGLE_DIGIT} (the most used y if there is none).")
+    return save(fig, out_dir, f"fig4_{dataset}")

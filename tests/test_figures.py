@@ -1,0 +1,187 @@
+"""Figures from a fake study (config.json and metrics.json written by hand) and from tiny trained runs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from imae.cli import main
+from imae.config import MODELS, TrainConfig
+from imae.data import load_dataset
+from imae.metrics import encode
+from imae.pictures import decode, figure_2, figure_4, prototypes, traversal
+from imae.results import results_table
+from imae.training import load_trained
+
+K1 = 4
+
+
+def write_run(run_dir: Path, metrics: dict | None = None, error: str | None = None, **settings) -> Path:
+    run_dir.mkdir(parents=True)
+    config = TrainConfig(**settings)
+    if config.dataset != "dsprites":  # not a TrainConfig choice on every branch
+        config.validate()
+    config = config.to_dict()
+    (run_dir / "config.json").write_text(json.dumps(config))
+    if metrics is not None:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    if error is not None:
+        (run_dir / "error.json").write_text(json.dumps({"error": error, "traceback": "Traceback ..."}))
+    return run_dir
+
+
+def fake_metrics(rng: np.random.Generator, dsprites: bool) -> dict:
+    metrics = {"accuracy": rng.random(), "mutual_info_xy": rng.random() * 2, "marginal_entropy_y": 2.2,
+               "conditional_entropy_y": rng.random(), "reconstruction_error": 80 + 10 * rng.random(),
+               "total_correlation": rng.random(), "epochs": 1,
+               "per_dimension": {"mutual_info_xz": list(rng.random(K1)),
+                                 "mean_posterior_variance": list(rng.random(K1)),
+                                 "variance_of_posterior_mean": list(rng.random(K1)),
+                                 "gaussian_bound": list(rng.random(K1))}}
+    if dsprites:
+        metrics.update(mig=rng.random(), mig_with_y=rng.random())
+    return metrics
+
+
+def fake_study(root: Path) -> Path:
+    """Every model at two betas and two seeds on MNIST and dSprites, MNIST without VAT, JointVAE at two
+    capacity targets; no Fashion-MNIST runs at all; one failed run; one unfinished run."""
+    rng = np.random.default_rng(0)
+    for dataset in ("mnist", "dsprites"):
+        for model in MODELS:
+            for beta in (1.0, 5.0):
+                for seed in (0, 1):
+                    for vat in (True, False) if dataset == "mnist" else (True,):
+                        write_run(root / dataset / f"{model}-b{beta:g}-s{seed}-vat{int(vat)}",
+                                  fake_metrics(rng, dataset == "dsprites"), dataset=dataset, model=model,
+                                  beta=beta, seed=seed, vat=vat)
+    for seed in (0, 1):
+        write_run(root / "mnist" / f"joint-c2-s{seed}", fake_metrics(rng, False), model="joint-vae",
+                  capacity_y=2.0, capacity_z=2.0, seed=seed)
+    write_run(root / "mnist" / "failed", error="NumericalError: loss term 'loss' became nan", beta=9.0)
+    write_run(root / "mnist" / "running", beta=9.0)
+    return root
+
+
+def assert_valid(path: Path) -> None:
+    if path.suffix == ".png":
+        with Image.open(path) as image:
+            image.verify()
+            assert image.format == "PNG"
+    else:
+        assert path.read_bytes().startswith(b"%PDF-")
+
+
+FIGURES = {f"fig{n}_{d}" for n in (2, 3, 4, 6, 8) for d in ("mnist", "fashion-mnist")} | {
+    "fig5_dsprites", "fig7_dsprites"}
+
+
+@pytest.fixture(scope="module")
+def fake_figures(tmp_path_factory):
+    """`imae figures STUDY` on the fake study: (study, its printed lines)."""
+    study = fake_study(tmp_path_factory.mktemp("study"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["figures", str(study)]) == 0
+    return study, printed.getvalue().splitlines()
+
+
+def test_every_figure_is_written_as_png_and_pdf(fake_figures):
+    study, lines = fake_figures
+    written = [line for line in lines if ": written " in line]
+    assert sorted(line.split(":")[0] for line in written) == sorted(FIGURES)  # one line per figure
+    for name in FIGURES:
+        for suffix in (".png", ".pdf"):
+            path = study / "figures" / (name + suffix)
+            assert str(path) in "\n".join(written)
+            assert_valid(path)
+
+
+def test_missing_runs_are_reported(fake_figures):
+    _, lines = fake_figures
+    text = "\n".join(lines)
+    # No Fashion-MNIST run: every model is missing in Fig. 3, and Fig. 2 has no IMAE run to draw.
+    fig3 = next(line for line in lines if line.startswith("fig3_fashion-mnist: missing: Accuracy:"))
+    for model in ("IMAE", "InfoVAE", "JointVAE"):
+        assert f"{model} (no runs)" in fig3
+    assert "fig2_fashion-mnist: missing: imae on fashion-mnist: no finished run with a checkpoint" in text
+    # The fake runs have no checkpoint, so no model picture can be drawn for MNIST either.
+    assert "fig4_mnist: missing:" in text
+    # Complete data draws without a note.
+    assert not any(line.startswith("fig3_mnist: missing") for line in lines)
+    assert not any(line.startswith("fig5_dsprites: missing") for line in lines)
+
+
+def test_missing_note_is_drawn_on_the_figure(fake_figures):
+    """The figure without runs carries a visible note (dark red, used by nothing else); the full one not."""
+    study, _ = fake_figures
+    empty = np.asarray(Image.open(study / "figures" / "fig3_fashion-mnist.png").convert("RGB")).astype(int)
+    # darkred (139, 0, 0) is the colour of missing-data notes only
+    red = (empty[..., 0] > 100) & (empty[..., 1] < 40) & (empty[..., 2] < 40)
+    assert red.sum() > 100
+    full = np.asarray(Image.open(study / "figures" / "fig3_mnist.png").convert("RGB")).astype(int)
+    assert ((full[..., 0] > 100) & (full[..., 1] < 40) & (full[..., 2] < 40)).sum() < red.sum() / 10
+
+
+def test_not_a_directory_is_a_one_line_error(tmp_path, capsys):
+    assert main(["figures", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.startswith("imae: error:")
+
+
+# --- Model pictures from really trained tiny runs --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained_study(tmp_path_factory):
+    from conftest import write_mnist_like
+    root = tmp_path_factory.mktemp("trained")
+    data = write_mnist_like(root / "data")
+    for beta in (1.0, 5.0):
+        assert main(["train", "--dataset", "mnist", "--data-dir", str(data), "--out", str(root / "study" / f"b{beta:g}"),
+                     "--epochs", "1", "--batch-size", "64", "--train-subset", "128", "--no-progress",
+                     "--categories", "4", "--continuous-dim", str(K1), "--beta", str(beta)]) == 0
+    return root / "study"
+
+
+def test_traversal_grid_rows_are_categories_and_columns_steps(trained_study):
+    cfg, model, _ = load_trained(trained_study / "b5")
+    test = load_dataset("mnist", "test", cfg.data_dir)
+    post = encode(model, test.images, 64)
+    values = np.linspace(-2, 2, 7)
+    grid = traversal(model, post, 1, values, (28, 28))
+    assert grid.shape == (cfg.categories, len(values), 28, 28)
+    # Decoding uses the model: each cell is the decoder's output at that code, and z changes the image.
+    y = post.logits.argmax(1)
+    c = int(y[0])
+    z = post.mu[0].clone()
+    z[1] = values[-1]
+    expected = torch.sigmoid(model.decoder(z[None], torch.nn.functional.one_hot(torch.tensor([c]), cfg.categories)
+                                           .float())).reshape(28, 28)
+    torch.testing.assert_close(grid[c, -1], expected.detach())
+    assert (grid[c, 0] - grid[c, -1]).abs().max() > 1e-4
+    protos = prototypes(model, post, (28, 28))
+    assert protos.shape == (cfg.categories, 28, 28)
+    mean_z = post.mu[y == c].mean(0, keepdim=True)
+    torch.testing.assert_close(protos[c], decode(model, mean_z, torch.tensor([c]), (28, 28))[0])
+
+
+def test_model_pictures_from_trained_runs(trained_study, tmp_path):
+    lines = []
+    table = results_table(trained_study)
+    for figure in (figure_2, figure_4):
+        for path in figure(trained_study, table, tmp_path, "mnist", lambda msg, f=figure: lines.append(
+                f"{f.__name__.replace('figure_', 'fig')}_mnist: {msg}")):
+            assert_valid(path)
+    text = "\n".join(lines)
+    # Fig. 2 draws both runs; its panel (a) says the per-dimension metrics are absent if they are.
+    assert "fig2_mnist: missing: imae" not in text and "a second beta value" not in text
+    # Fig. 4 finds beta 1 and 5 for IMAE, not 9, nor the other models.
+    assert "fig4_mnist: missing: IMAE at beta=9" in text
+    assert "IMAE at beta=1" not in text and "IMAE at beta=5" not in text
+    assert "fig4_mnist: missing: InfoVAE at beta=1" in text
