@@ -11,6 +11,7 @@ the machine is shared and noisy):
 Measurements alternate over --rounds and report the median. Data stay on the device.
 
     python bench/speed.py --data-dir ../shared/data/mnist [--device cpu|cuda|auto] [--batch-sizes 256 1024]
+    python bench/speed.py --synthetic ...   # random MNIST-shaped images (speed does not depend on content)
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import torch
 from torch import nn
 
 from imae.config import MODELS, TrainConfig
+from imae import disentanglement as dis
 from imae.data import load_dataset
-from imae.data.batches import as_float, shuffled_indices
-from imae.metrics import evaluate
+from imae.data.batches import ImageSet, as_float, shuffled_indices
+from imae.metrics import code_statistics, encode, evaluate
 from imae.objectives import build_objective, reconstruction_nll
 from imae.training import build_model, build_optimizer, resolve_device, train_step
 
@@ -131,36 +133,77 @@ def training_table(args, device, images) -> None:
               f"making batches: {100 * median['imae'] / median['batching']:.1f}% of IMAE's step time (target <= 5%)")
 
 
+def mnist_split(args, split: str) -> ImageSet:
+    if args.synthetic:
+        n = 60_000 if split == "train" else 10_000
+        images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        return ImageSet(images, torch.arange(n) % 10, f"synthetic-{split}")
+    return load_dataset("mnist", split, args.data_dir)
+
+
+def dsprites_evaluation(args, device) -> None:
+    """Every final metric of a dSprites run (encoding all 737,280 images with the paper's network, MIG,
+    the other disentanglement metrics, per-dimension information, total correlation) with an untrained model."""
+    cfg = TrainConfig(dataset="dsprites").validate()
+    split = load_dataset("dsprites", "test", args.data_dir if args.data_dir else None).to(device)
+    torch.manual_seed(0)
+    model = build_model(cfg, tuple(split.images.shape[1:])).to(device).eval()
+    post = timed_value(lambda: encode(model, split.images, cfg.eval_batch_size), device, "encoding 737,280 images")
+    post = type(post)(*(t.float().cpu() for t in (post.mu, post.logvar, post.logits)))
+    sizes = tuple(int(s) for s in split.factors.max(0).values + 1)
+    timed_value(lambda: dis.disentanglement_metrics(post.mu, post.logvar, post.logits, split.factors.cpu(), sizes,
+                                                    torch.Generator().manual_seed(0)), device,
+                "MIG, mig_with_y and the other disentanglement metrics")
+    timed_value(lambda: code_statistics(post), device, "per-dimension information and total correlation")
+
+
+def timed_value(fn, device, label: str):
+    synchronize(device)
+    start = time.perf_counter()
+    value = fn()
+    synchronize(device)
+    print(f"  {label}: {time.perf_counter() - start:.1f} s")
+    return value
+
+
 def evaluation_table(args, device) -> None:
-    from imae import estimators as est
     cfg = TrainConfig().validate()
-    test = load_dataset("mnist", "test", args.data_dir).to(device)
+    test = mnist_split(args, "test").to(device)
     torch.manual_seed(0)
     model = build_model(cfg, tuple(test.images.shape[1:])).to(device).eval()
     evaluate(model, test.select(slice(0, 1000)), cfg.eval_batch_size)  # warm-up
-    seconds = timed(lambda: evaluate(model, test, cfg.eval_batch_size), device)
-    print(f"\nevaluation of the MNIST test set (10,000 images, every metric): {seconds:.2f} s (target <= 5 s)")
-    mu, logvar = torch.randn(10_000, 10, device=device), torch.randn(10_000, 10, device=device) - 2
-    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-    seconds = timed(lambda: est.total_correlation(*est.aggregate_log_densities(z, mu, logvar)), device)
-    print(f"total correlation on 10,000 points: {seconds:.2f} s")
+    seconds = timed(lambda: evaluate(model, test, cfg.eval_batch_size, complete=True), device)
+    print(f"\n(d) final evaluation of the MNIST test set (10,000 images: accuracy, I(x;y), reconstruction, "
+          f"per-dimension information, total correlation): {seconds:.2f} s (target <= 5 s)")
+    post = encode(model, test.images, cfg.eval_batch_size)
+    post = type(post)(*(t.float().cpu() for t in (post.mu, post.logvar, post.logits)))
+    seconds = timed(lambda: dis.split_total_correlation(post.mu, post.logvar, torch.Generator().manual_seed(0)),
+                    device)
+    print(f"  total correlation with all 10,000 z's (O(N^2 K)): {seconds:.2f} s")
+    if args.dsprites:
+        print("dSprites, all 737,280 images:")
+        dsprites_evaluation(args, device)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True, help="directory with MNIST's IDX files")
+    parser.add_argument("--data-dir", help="directory with MNIST's IDX files")
+    parser.add_argument("--synthetic", action="store_true", help="random images of MNIST's shape instead")
+    parser.add_argument("--dsprites", action="store_true", help="also time every final metric on all of dSprites")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256])
     parser.add_argument("--samples", type=int, default=25_600, help="samples per timed measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--matmul-size", type=int, help="default 2048 on CPU, 8192 on CUDA")
     args = parser.parse_args()
+    if not (args.data_dir or args.synthetic):
+        parser.error("give --data-dir (MNIST) or --synthetic")
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     args.peak = matmul_peak(device, args.matmul_size or (8192 if device.type == "cuda" else 2048))
     print(f"torch {torch.__version__}, {name}")
     print(f"(a) fp32 matmul peak: {args.peak:.0f} GFLOP/s")
-    images = load_dataset("mnist", "train", args.data_dir).images.to(device)
+    images = mnist_split(args, "train").images.to(device)
     training_table(args, device, images)
     evaluation_table(args, device)
 

@@ -90,9 +90,13 @@ def test_presets_hold_the_protocols():
     assert len(small) == 4 * 3 * 2 + 3 * 2
     assert {(r.config.model, r.config.vat) for r in small if not r.config.vat} == {("imae", False)}
     paper = load_study("paper")
-    cells = {(r.config.dataset, r.config.model, r.config.beta, r.config.vat) for r in paper}
+    digits = [r for r in paper if r.config.dataset != "dsprites"]
+    cells = {(r.config.dataset, r.config.model, r.config.beta, r.config.vat) for r in digits}
     assert len(cells) == 2 * 4 * 10 + 4 * 10
-    assert {r.config.seed for r in paper} == set(range(10)) and len(paper) == 10 * len(cells)
+    assert {r.config.seed for r in digits} == set(range(10)) and len(digits) == 10 * len(cells)
+    sprites = [r for r in paper if r.config.dataset == "dsprites"]
+    assert len(sprites) == 4 * 10 * 8 and {r.config.seed for r in sprites} == set(range(8))
+    assert {r.config.gamma_value for r in sprites if r.config.model == "imae"} == set(range(1, 11))
 
 
 @pytest.mark.parametrize("text, fragment", [
