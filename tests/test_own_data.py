@@ -1,9 +1,12 @@
 """The user's own data: image folders and arrays, loaded, checked, and trained on end to end."""
 
+import io
 import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from imae.cli import main
@@ -140,3 +143,43 @@ def test_cli_reports_an_unreadable_image_in_one_line(tmp_path, capsys):
                  "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("imae: error: ") and "bad.jpg" in err and "\n" not in err
+
+
+def _valid_own_npz() -> bytes:
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    np.savez_compressed(buffer, images=rng.integers(0, 256, (6, 8, 8), dtype=np.uint8),
+                        labels=np.arange(6), x_test=rng.random((2, 8, 8)))
+    return buffer.getvalue()
+
+
+VALID_OWN_NPZ = _valid_own_npz()
+
+
+def _load_or_data_error(tmp_path_factory, content: bytes) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "data.npz"
+    path.write_bytes(content)
+    for split in ("train", "test"):
+        try:
+            load_own_data(path, split)
+        except DataError:
+            pass
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2 ** 32 - 1), st.integers(1, 8), st.booleans())
+def test_fuzz_mutated_npz_gives_data_error_or_loads(tmp_path_factory, seed, edits, truncate):
+    # Random byte edits anywhere in a valid archive (zip and .npy headers, compressed data, directory).
+    rng = np.random.default_rng(seed)
+    content = np.frombuffer(VALID_OWN_NPZ, np.uint8).copy()
+    content[rng.integers(0, len(content), edits)] = rng.integers(0, 256, edits, dtype=np.uint8)
+    if truncate:
+        content = content[:int(rng.integers(1, len(content)))]
+    _load_or_data_error(tmp_path_factory, content.tobytes())
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=600))
+def test_fuzz_random_bytes_give_data_error(tmp_path_factory, content):
+    _load_or_data_error(tmp_path_factory, content)

@@ -39,9 +39,6 @@ machine share them in the page cache (bench/dsprites_generation.py measures this
 from __future__ import annotations
 
 import os
-import tokenize
-import zipfile
-import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -51,6 +48,7 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from ..runs import atomic_write
+from .arrays import read_npz
 from .batches import ImageSet
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "position_x", "position_y")
@@ -217,12 +215,6 @@ def load_dsprites(data_dir: str | Path | None = None, log: Callable = print) -> 
 
 
 REQUIRED_KEYS = {"imgs": 3, "latents_classes": 2, "latents_values": 2}
-# What numpy and zipfile raise for files that are not zips, truncated or tampered members (a flag bit
-# marking a member encrypted gives RuntimeError), bad .npy headers (TokenError), absurd claimed sizes.
-UNREADABLE = (OSError, ValueError, EOFError, KeyError, NotImplementedError, RuntimeError, MemoryError,
-              zipfile.BadZipFile, zlib.error, tokenize.TokenError)
-
-
 def load_official_npz(path: str | Path) -> ImageSet:
     """The official file (imgs uint8 0/1 [N, 64, 64], latents_classes [N, 6], latents_values [N, 6],
     colour first) as an ImageSet like load_dsprites'. Nothing in it is unpickled."""
@@ -251,17 +243,13 @@ def load_official_npz(path: str | Path) -> ImageSet:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with open(path, "rb") as file:  # our own handle: numpy leaks its own when a zip header is bad
-            npz = np.load(file, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise DataError(f"{path}: expected an .npz archive (a zip of arrays), found a single array")
-            missing = sorted(set(REQUIRED_KEYS) - set(npz.files))
-            if missing:
-                raise DataError(f"{path}: missing {', '.join(missing)} (expected keys {', '.join(REQUIRED_KEYS)})")
-            arrays = {key: npz[key] for key in REQUIRED_KEYS}
-    except UNREADABLE as exc:
-        raise DataError(f"{path}: not a readable dSprites .npz ({type(exc).__name__}: {exc})") from None
+    def choose(files: list[str]) -> dict[str, str]:
+        missing = sorted(set(REQUIRED_KEYS) - set(files))
+        if missing:
+            raise DataError(f"{path}: missing {', '.join(missing)} (expected keys {', '.join(REQUIRED_KEYS)})")
+        return {key: key for key in REQUIRED_KEYS}
+
+    arrays = read_npz(path, choose, "dSprites .npz")
     for key, ndim in REQUIRED_KEYS.items():
         if arrays[key].ndim != ndim:
             raise DataError(f"{path}: '{key}' should have {ndim} dimensions, got shape {arrays[key].shape}")

@@ -21,7 +21,6 @@ split; otherwise the test split is the training images themselves, so the unsupe
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
+from .arrays import read_npy, read_npz
 from .batches import ImageSet
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -44,7 +44,7 @@ def load_own_data(path: str | Path, split: str, image_size: int | None = None) -
     if path.is_dir():
         images, labels, name = load_folder(path, image_size)
     elif path.suffix == ".npy":
-        images, labels, name = as_images(_load_array(path, None), path, image_size), None, str(path)
+        images, labels, name = as_images(read_npy(path), path, image_size), None, str(path)
     elif path.suffix == ".npz":
         images, labels, name = load_npz(path, split, image_size)
     else:
@@ -54,32 +54,24 @@ def load_own_data(path: str | Path, split: str, image_size: int | None = None) -
 
 def load_npz(path: Path, split: str, image_size: int | None) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Images and optional labels of one split of a .npz archive."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            keys = set(archive.files)
-            image_keys, label_keys = (("x_test",), ("y_test",)) if split == "test" and "x_test" in keys \
-                else (IMAGE_KEYS, LABEL_KEYS)
-            image_key = next((k for k in image_keys if k in keys), None)
-            if image_key is None:
-                raise DataError(f"{path}: no image array; expected one of the keys {', '.join(IMAGE_KEYS)} "
-                                f"(found {', '.join(sorted(keys)) or 'none'})")
-            label_key = next((k for k in label_keys if k in keys), None)
-            images = _load_array(path, archive, image_key)
-            labels = None if label_key is None else _load_array(path, archive, label_key)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable .npz archive ({exc})") from None
-    images = as_images(images, f"{path}[{image_key}]", image_size)
+    def choose(files: list[str]) -> dict[str, str]:
+        image_keys, label_keys = (("x_test",), ("y_test",)) if split == "test" and "x_test" in files \
+            else (IMAGE_KEYS, LABEL_KEYS)
+        image_key = next((k for k in image_keys if k in files), None)
+        if image_key is None:
+            raise DataError(f"{path}: no image array; expected one of the keys {', '.join(IMAGE_KEYS)} "
+                            f"(found {', '.join(sorted(files)) or 'none'})")
+        label_key = next((k for k in label_keys if k in files), None)
+        chosen.update(images=image_key, **({"labels": label_key} if label_key else {}))
+        return chosen
+
+    chosen: dict[str, str] = {}
+    arrays = read_npz(path, choose)
+    images = as_images(arrays["images"], f"{path}[{chosen['images']}]", image_size)
+    labels = arrays.get("labels")
     if labels is not None:
-        labels = as_labels(labels, len(images), f"{path}[{label_key}]")
+        labels = as_labels(labels, len(images), f"{path}[{chosen['labels']}]")
     return images, labels, str(path)
-
-
-def _load_array(path: Path, archive, key: str | None = None) -> np.ndarray:
-    try:
-        return archive[key] if archive is not None else np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        where = path if key is None else f"{path}[{key}]"
-        raise DataError(f"{where}: not a readable numeric array ({exc})") from None
 
 
 def as_images(array: np.ndarray, source, image_size: int | None = None) -> np.ndarray:
