@@ -145,7 +145,7 @@ def dsprites_evaluation(args, device) -> None:
     """Every final metric of a dSprites run (encoding all 737,280 images with the paper's network, MIG,
     the other disentanglement metrics, per-dimension information, total correlation) with an untrained model."""
     cfg = TrainConfig(dataset="dsprites").validate()
-    split = load_dataset("dsprites", "test", args.data_dir if args.data_dir else None).to(device)
+    split = load_dataset("dsprites", "test").to(device)  # the default cache (generated on first use)
     torch.manual_seed(0)
     model = build_model(cfg, tuple(split.images.shape[1:])).to(device).eval()
     post = timed_value(lambda: encode(model, split.images, cfg.eval_batch_size), device, "encoding 737,280 images")
