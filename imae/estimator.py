@@ -150,7 +150,8 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """The category of each image: argmax_y p(y|x), int64 [N]."""
-        return self._posterior(X).logits.argmax(1).cpu().numpy()
+        check_is_fitted(self)
+        return self._predict_images(self._images(X, reset=False))
 
     def predict_proba(self, X) -> np.ndarray:
         """p(y|x) for each image, float32 [N, categories]."""

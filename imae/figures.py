@@ -102,6 +102,11 @@ def figure_3(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -
     return save(fig, out_dir, f"fig3_{dataset}")
 
 
+def beta_or_gamma(row: dict) -> float:
+    """The x axis of the dSprites figures: gamma for IMAE (beta = gamma / 2), beta for the others."""
+    return effective_gamma(row) if row["model"] == "imae" else row["beta"]
+
+
 def mig_figure(table: list[dict], out_dir: Path, mig_key: str, number: int, log: Log = print) -> list[Path]:
     """Fig. 5 (MIG over z) or Fig. 7 (over y and z) on dSprites: (a) MIG, -reconstruction error and TC
     against beta (gamma for IMAE); (b) MIG against -reconstruction error and against TC."""
@@ -109,12 +114,11 @@ def mig_figure(table: list[dict], out_dir: Path, mig_key: str, number: int, log:
     mig = (mig_key, "Disentanglement score (MIG)" if mig_key == "mig" else "MIG over (y, z)", 1)
     fig = Figure(figsize=(12, 6.5))
     axes = fig.subplots(2, 3, gridspec_kw={"wspace": 0.35, "hspace": 0.35}).ravel()
-    x_of = lambda r: effective_gamma(r) if r["model"] == "imae" else r["beta"]
     for ax, metric in zip(axes[:3], (mig, RECONSTRUCTION, TOTAL_CORRELATION)):
-        plot_metric(ax, rows, metric, x_of, by_model(rows), model_colours(), log)
+        plot_metric(ax, rows, metric, beta_or_gamma, by_model(rows), model_colours(), log)
         ax.set_xlabel(BETA_GAMMA)
     for ax, metric in zip(axes[3:5], (RECONSTRUCTION, TOTAL_CORRELATION)):
-        plot_pairs(ax, rows, metric, mig, x_of, log)
+        plot_pairs(ax, rows, metric, mig, beta_or_gamma, log)
     tc_values = [x for line in axes[4].lines for x in line.get_xdata()]
     # The paper's log axis; symlog if a minibatch-free TC estimate came out <= 0.
     if all(x > 0 for x in tc_values):

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from . import runs
 from .config import TrainConfig
+from . import data
 from .data import IDX_DATASETS, load_dataset
 from .data.batches import ImageSet, as_float, batches_per_epoch, shuffled_indices
 from .data.mnist import ensure_available
@@ -33,8 +34,7 @@ def load_splits(cfg: TrainConfig, log: Callable = print) -> tuple[ImageSet, Imag
     """The training and test splits; their image shape decides the network's input."""
     if cfg.dataset in IDX_DATASETS:
         ensure_available(cfg.dataset, cfg.data_dir, log=log)
-    train = load_dataset(cfg.dataset, "train", cfg.data_dir, cfg.image_size, log)
-    test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.image_size, log)
+    train, test = data.load_splits(cfg.dataset, cfg.data_dir, cfg.image_size, log)
     if cfg.train_subset is not None and cfg.train_subset < len(train):
         train = train.select(random_rows(len(train), cfg.train_subset, cfg.seed))
     if train.images.shape[1:] != test.images.shape[1:]:

@@ -27,4 +27,14 @@ def load_dataset(name: str, split: str, data_dir: str | Path | None = None, imag
     raise DataError(f"unknown data set {name!r}: expected one of {', '.join(IDX_DATASETS)}, dsprites, or a path")
 
 
-__all__ = ["ImageSet", "load_dataset", "IDX_DATASETS"]
+def load_splits(name: str, data_dir: str | Path | None = None, image_size: int | None = None,
+                log=print) -> tuple[ImageSet, ImageSet]:
+    """The training and the test split, read once where both are the same images (dSprites; an image
+    folder or .npy file of the user's, which have no test split)."""
+    from ..config import is_data_path
+    single_split = name == "dsprites" or (is_data_path(name) and Path(name).suffix != ".npz")
+    train = load_dataset(name, "train", data_dir, image_size, log)
+    return train, train if single_split else load_dataset(name, "test", data_dir, image_size, log)
+
+
+__all__ = ["ImageSet", "load_dataset", "load_splits", "IDX_DATASETS"]
