@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from .config import (ARCHITECTURES, DATASETS, DEVICES, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS, TrainConfig,
-                     is_data_path)
+from .config import (ARCHITECTURES, DATASETS, DEVICES, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS, RECIPES,
+                     TrainConfig, is_data_path)
 from .errors import ImaeError
 
 DEFAULTS = TrainConfig()
@@ -32,8 +32,18 @@ def _train_parser(sub) -> None:
     g.add_argument("--seed", type=int, default=DEFAULTS.seed)
     g.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     g.add_argument("--train-subset", type=int, metavar="N", help="train on N training images chosen at random (by the seed)")
+    g.add_argument("--validation-size", type=int, default=DEFAULTS.validation_size, metavar="N",
+                   help="hold N training images out of training as a validation split (chosen by "
+                        "--validation-seed); validation metrics go beside the test metrics. Choose settings "
+                        "on it, never on the test split (default 0: none)")
+    g.add_argument("--validation-seed", type=int, default=DEFAULTS.validation_seed,
+                   help="which images the validation split holds (the same for every run seed)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar (the per-epoch log line stays)")
     m = p.add_argument_group("model and objective")
+    m.add_argument("--recipe", choices=tuple(RECIPES), default=DEFAULTS.recipe,
+                   help="paper: eq (10)-(11) with unit weights and Appendix G's optimisers; tuned (default): "
+                        "ours, chosen on a validation split (README, Recipes). It fills the weights, the "
+                        "optimiser, lr and lr decay; an option given explicitly wins")
     m.add_argument("--model", choices=MODELS, default=DEFAULTS.model)
     m.add_argument("--continuous-dim", type=int, default=DEFAULTS.continuous_dim, help="K1, Gaussian code dimensions")
     m.add_argument("--categories", type=int, help="K2, categories of y (default 3 on dsprites, else 10)")
@@ -42,14 +52,15 @@ def _train_parser(sub) -> None:
                         "dsprites); conv: JointVAE's 4x4 stride-2 convolutions, for 32x32 and 64x64 images")
     m.add_argument("--beta", type=float, default=DEFAULTS.beta, help="weight of L(y) and L(z), eq (10)")
     m.add_argument("--gamma", type=float, help="weight of the total correlation (default 2 * beta)")
-    m.add_argument("--reconstruction-weight", type=float, default=DEFAULTS.reconstruction_weight,
-                   help="weight of the reconstruction term (the paper's is 1)")
-    m.add_argument("--marginal-entropy-weight", type=float, default=DEFAULTS.marginal_entropy_weight,
-                   help="weight of H(y) against H(y|x) inside I(x;y) (1 = eq 7)")
+    m.add_argument("--reconstruction-weight", type=float,
+                   help="weight of the reconstruction term (paper 1, tuned 0.1)")
+    m.add_argument("--marginal-entropy-weight", type=float,
+                   help="weight of H(y) against H(y|x) inside I(x;y) (paper 1 = eq 7, tuned 4)")
     m.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="Gumbel-softmax temperature")
     b = p.add_argument_group("baselines")
     b.add_argument("--infovae-divergence", choices=INFOVAE_DIVERGENCES, default=DEFAULTS.infovae_divergence,
-                   help="info-vae: divergence of p(z) from N(0, I)")
+                   help="info-vae: divergence of p(z) from N(0, I): mmd-rbf (default, InfoVAE's), mmd-imq, or kl "
+                        "(the minibatch estimator, dominated in 10 dimensions by each sample's own term)")
     b.add_argument("--capacity-y", type=float, help="joint-vae: target of C_y in nats, capped at log K2 "
                    "(default 5 on MNIST, 10 on Fashion-MNIST)")
     b.add_argument("--capacity-z", type=float, help="joint-vae: target of C_z in nats (default 5)")
@@ -57,8 +68,8 @@ def _train_parser(sub) -> None:
                    "(default 25000 on MNIST, 50000 on Fashion-MNIST)")
     v = p.add_argument_group("virtual adversarial training (every model)")
     v.add_argument("--no-vat", dest="vat", action="store_false", help="switch VAT off")
-    v.add_argument("--vat-weight", type=float, default=DEFAULTS.vat_weight,
-                   help="weight of VAT relative to beta (inside L(y) for IMAE)")
+    v.add_argument("--vat-weight", type=float,
+                   help="weight of VAT relative to beta, inside L(y) for IMAE (paper 1, tuned 10)")
     v.add_argument("--vat-eps", type=float, default=DEFAULTS.vat_eps, help="adversarial radius (L2, pixels in [0,1])")
     v.add_argument("--vat-eps-neighbours", type=int, metavar="K",
                    help="per-sample radius: vat-eps x the distance to the K-th nearest training image "
@@ -66,10 +77,12 @@ def _train_parser(sub) -> None:
     v.add_argument("--vat-xi", type=float, default=DEFAULTS.vat_xi,
                    help="finite-difference step of the power iteration")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer)
-    o.add_argument("--lr", type=float, default=DEFAULTS.lr)
-    o.add_argument("--momentum", type=float, default=DEFAULTS.momentum)
-    o.add_argument("--lr-decay", type=float, default=DEFAULTS.lr_decay, help="learning-rate factor per epoch")
+    o.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help="paper: sgd (adam on dsprites); tuned: adam")
+    o.add_argument("--lr", type=float, help="learning rate (both recipes: 1e-3)")
+    o.add_argument("--momentum", type=float, default=DEFAULTS.momentum, help="sgd's momentum")
+    o.add_argument("--lr-decay", type=float,
+                   help="learning-rate factor per epoch (0.98; paper on dsprites: 1, no decay)")
     o.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
 
 

@@ -34,7 +34,7 @@ from .data.batches import ImageSet
 from .errors import CheckpointError, DataError
 from .metrics import encode, evaluate
 from .runs import atomic_write
-from .training import build_model, fit, new_training_state, resolve_device
+from .training import build_model, fit, hold_out, new_training_state, resolve_device, validation_metrics
 
 _DEFAULTS = TrainConfig()
 # TrainConfig needs a data set; the array passed to fit is the user's own data (generic defaults).
@@ -52,7 +52,8 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
     model_name = "imae"
 
     def __init__(self, continuous_dim=_DEFAULTS.continuous_dim, categories=GENERIC_DEFAULTS["categories"],
-                 architecture=GENERIC_DEFAULTS["architecture"], beta=_DEFAULTS.beta, gamma=_DEFAULTS.gamma,
+                 architecture=GENERIC_DEFAULTS["architecture"], recipe=_DEFAULTS.recipe, beta=_DEFAULTS.beta,
+                 gamma=_DEFAULTS.gamma,
                  reconstruction_weight=_DEFAULTS.reconstruction_weight,
                  marginal_entropy_weight=_DEFAULTS.marginal_entropy_weight, vat=_DEFAULTS.vat,
                  vat_weight=_DEFAULTS.vat_weight, vat_eps=_DEFAULTS.vat_eps,
@@ -61,10 +62,13 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
                  capacity_y=_DEFAULTS.capacity_y, capacity_z=_DEFAULTS.capacity_z,
                  capacity_iterations=_DEFAULTS.capacity_iterations, optimizer=_DEFAULTS.optimizer, lr=_DEFAULTS.lr,
                  momentum=_DEFAULTS.momentum, lr_decay=_DEFAULTS.lr_decay, batch_size=_DEFAULTS.batch_size,
-                 epochs=_DEFAULTS.epochs, device=_DEFAULTS.device, random_state=_DEFAULTS.seed, verbose=False):
+                 epochs=_DEFAULTS.epochs, validation_size=_DEFAULTS.validation_size,
+                 validation_seed=_DEFAULTS.validation_seed, device=_DEFAULTS.device, random_state=_DEFAULTS.seed,
+                 verbose=False):
         self.continuous_dim = continuous_dim
         self.categories = categories
         self.architecture = architecture
+        self.recipe = recipe
         self.beta = beta
         self.gamma = gamma
         self.reconstruction_weight = reconstruction_weight
@@ -85,6 +89,8 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
         self.lr_decay = lr_decay
         self.batch_size = batch_size
         self.epochs = epochs
+        self.validation_size = validation_size
+        self.validation_seed = validation_seed
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -98,15 +104,27 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
     # Training
 
     def fit(self, X, y=None):
-        """Train on the images X (y is ignored: the training is unsupervised)."""
+        """Train on the images X (y is ignored: the training is unsupervised). With validation_size = N,
+        N images of X (chosen by validation_seed) are held out of training; validation_metrics_ holds
+        their I(x;y) and reconstruction error, and their accuracy if y is given."""
         images = self._images(X, reset=True)
         self.config_ = self._config()
+        train, validation = ImageSet(images, None, "X"), None
+        if self.config_.validation_size:
+            if y is not None:  # any label values: only their grouping counts for accuracy
+                train.labels = torch.from_numpy(np.unique(np.asarray(y), return_inverse=True)[1].reshape(-1))
+            if self.config_.validation_size > len(train) - 2:
+                raise InputError(f"validation_size: {self.config_.validation_size} of {len(train)} samples of X "
+                                 f"leaves fewer than 2 to train on")
+            train, validation = hold_out(train, self.config_.validation_size, self.config_.validation_seed)
         state = new_training_state(self.config_, self.sample_shape_ if len(self.sample_shape_) > 1
                                    else (1,) + self.sample_shape_)
         self.history_ = []
-        fit(self.config_, state, ImageSet(images, None, "X"), progress=bool(self.verbose), on_epoch=self._log)
+        fit(self.config_, state, train, progress=bool(self.verbose), on_epoch=self._log)
         self.model_ = state.model.eval()
         self.labels_ = self._predict_images(images)
+        if validation is not None:
+            self.validation_metrics_ = validation_metrics(self.model_, validation, self.config_)
         return self
 
     def _config(self) -> TrainConfig:

@@ -31,6 +31,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import runs
+from .config import TrainConfig
 from .errors import CheckpointError, ImaeError
 from .results import ERROR, results_table, run_status
 from .study import StudyRun
@@ -85,8 +86,10 @@ def _check_existing(run_dir: Path, config: dict) -> str:
     saved = runs.read_json(run_dir / runs.CONFIG)
     if not isinstance(saved, dict):
         raise CheckpointError(f"{run_dir / runs.CONFIG}: expected a JSON object of settings")
-    keys = sorted(k for k in set(saved) | set(config)
-                  if k not in IGNORED_IN_COMPARISON and saved.get(k, "absent") != config.get(k, "absent"))
+    # A setting absent from a run's config.json was added to imae after the run: it ran with its default.
+    defaults = TrainConfig().to_dict()
+    keys = sorted(k for k in set(saved) | set(config) if k not in IGNORED_IN_COMPARISON
+                  and saved.get(k, defaults.get(k, "absent")) != config.get(k, defaults.get(k, "absent")))
     if keys:
         raise CheckpointError(f"{run_dir}: its config.json differs from the study's config for this run "
                               f"({', '.join(keys)}); the study changed: restore it or use another --out")
@@ -99,7 +102,6 @@ def run_one(task: Task) -> str | None:
     slow each other down several times over."""
     import torch
 
-    from .config import TrainConfig
     from .training import train
 
     torch.set_num_threads(task.threads)

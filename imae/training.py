@@ -30,11 +30,19 @@ class NumericalError(ImaeError):
     """A loss term became NaN or infinite."""
 
 
-def load_splits(cfg: TrainConfig, log: Callable = print) -> tuple[ImageSet, ImageSet]:
-    """The training and test splits; their image shape decides the network's input."""
+def load_splits(cfg: TrainConfig, log: Callable = print) -> tuple[ImageSet, ImageSet | None, ImageSet]:
+    """The training, validation (None without cfg.validation_size) and test splits; their image shape
+    decides the network's input. The validation images are held out of the training split first, so
+    that no choice of train_subset or seed can train on them."""
     if cfg.dataset in IDX_DATASETS:
         ensure_available(cfg.dataset, cfg.data_dir, log=log)
     train, test = data.load_splits(cfg.dataset, cfg.data_dir, cfg.image_size, log)
+    validation = None
+    if cfg.validation_size:
+        if cfg.validation_size > len(train) - 2:
+            raise ConfigError(f"option validation_size: {cfg.validation_size} of {len(train)} training images "
+                              f"leaves fewer than 2 to train on")
+        train, validation = hold_out(train, cfg.validation_size, cfg.validation_seed)
     if cfg.train_subset is not None and cfg.train_subset < len(train):
         train = train.select(random_rows(len(train), cfg.train_subset, cfg.seed))
     if train.images.shape[1:] != test.images.shape[1:]:
@@ -42,7 +50,13 @@ def load_splits(cfg: TrainConfig, log: Callable = print) -> tuple[ImageSet, Imag
                         f"are {tuple(test.images.shape[1:])}")
     if len(train) < 2:
         raise DataError(f"{cfg.dataset}: {len(train)} training image(s); at least 2 are needed")
-    return train, test
+    return train, validation, test
+
+
+def hold_out(split: ImageSet, size: int, seed: int) -> tuple[ImageSet, ImageSet]:
+    """(the rest, `size` images chosen at random by seed), each in the split's order."""
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
+    return split.select(order[size:].sort().values), split.select(order[:size].sort().values)
 
 
 def random_rows(n: int, size: int, seed: int) -> torch.Tensor:
@@ -137,11 +151,22 @@ def train_epoch(model, objective, optimizer, train: ImageSet, cfg: TrainConfig, 
     return {name: float(total) / steps for name, total in sums.items()}
 
 
-def format_epoch(epoch: int, cfg: TrainConfig, train_terms: dict, test: dict, seconds: float) -> str:
+def format_epoch(epoch: int, cfg: TrainConfig, train_terms: dict, evaluations: dict[str, dict], seconds: float) -> str:
+    """One log line: the mean loss terms, then the metrics of each evaluated split (validation, test)."""
     loss = " ".join(f"{k}={v:.3f}" for k, v in train_terms.items())
-    acc = f" accuracy={test['accuracy']:.4f}" if "accuracy" in test else ""
-    return (f"epoch {epoch}/{cfg.epochs} [{seconds:.1f}s] train: {loss} | test:{acc} "
-            f"I(x;y)={test['mutual_info_xy']:.3f} reconstruction_error={test['reconstruction_error']:.2f}")
+    return f"epoch {epoch}/{cfg.epochs} [{seconds:.1f}s] train: {loss}" + "".join(
+        f" | {split}:" + (f" accuracy={m['accuracy']:.4f}" if "accuracy" in m else "")
+        + f" I(x;y)={m['mutual_info_xy']:.3f} reconstruction_error={m['reconstruction_error']:.2f}"
+        for split, m in evaluations.items())
+
+
+VALIDATION_METRICS = ("accuracy", "mutual_info_xy", "reconstruction_error")
+
+
+def validation_metrics(model: HybridAutoencoder, validation: ImageSet, cfg: TrainConfig) -> dict:
+    """metrics.json's validation_accuracy, validation_mutual_info_xy, validation_reconstruction_error."""
+    metrics = evaluate(model, validation, cfg.eval_batch_size)
+    return {f"validation_{name}": metrics[name] for name in VALIDATION_METRICS if name in metrics}
 
 
 @dataclass
@@ -216,10 +241,15 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     from torch.utils.tensorboard import SummaryWriter  # slow import; only needed here
 
     run_dir = Path(run_dir)
-    train_set, test_set = load_splits(cfg, log)
+    train_set, validation_set, test_set = load_splits(cfg, log)
     state = new_training_state(cfg, tuple(train_set.images.shape[1:]))
     test_set = test_set.to(state.device)
-    monitor = monitor_split(test_set, cfg.seed)
+    monitors = {"test": monitor_split(test_set, cfg.seed)}
+    if validation_set is not None:
+        validation_set = validation_set.to(state.device)
+        monitors = {"validation": monitor_split(validation_set, cfg.seed), **monitors}
+        log(f"validation split: {len(validation_set)} training images held out (validation_seed "
+            f"{cfg.validation_seed}); {len(train_set)} left to train on")
     start_epoch = 1
     if not resume:
         runs.prepare(run_dir, cfg)
@@ -230,17 +260,16 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     writer = SummaryWriter(log_dir=str(run_dir))
 
     def after_epoch(epoch: int, train_terms: dict, seconds: float) -> None:
-        test_metrics = evaluate(state.model, monitor, cfg.eval_batch_size)
-        log(format_epoch(epoch, cfg, train_terms, test_metrics, seconds))
-        for name, value in train_terms.items():
-            writer.add_scalar(f"train/{name}", value, epoch)
-        for name, value in test_metrics.items():
-            writer.add_scalar(f"test/{name}", value, epoch)
+        evaluations = {split: evaluate(state.model, images, cfg.eval_batch_size) for split, images in monitors.items()}
+        log(format_epoch(epoch, cfg, train_terms, evaluations, seconds))
+        for split, values in {"train": train_terms, **evaluations}.items():
+            for name, value in values.items():
+                writer.add_scalar(f"{split}/{name}", value, epoch)
         writer.flush()
         # History first: a kill between the two leaves a row that resuming drops and redoes.
         runs.append_history(run_dir, {"epoch": epoch, "seconds": seconds,
                                       "samples_per_second": len(train_set) / seconds,
-                                      "train": train_terms, "test": test_metrics})
+                                      "train": train_terms, **evaluations})
         runs.save_checkpoint(run_dir, checkpoint_state(epoch, state))
 
     try:
@@ -248,6 +277,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     finally:
         writer.close()
     metrics = {**final_metrics(state.model, test_set, cfg, log), "epochs": cfg.epochs}
+    if validation_set is not None:
+        metrics.update(validation_metrics(state.model, validation_set, cfg))
     runs.write_json(run_dir / runs.METRICS, metrics)
     return metrics
 
@@ -292,11 +323,17 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None, device: str = "cpu"
     cfg, model, saved = load_trained(run_dir, device)
     if data_dir is not None:
         cfg.data_dir = data_dir
-    if cfg.dataset in IDX_DATASETS:
-        ensure_available(cfg.dataset, cfg.data_dir, log=log)
-    test = load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.image_size, log)
+    if cfg.validation_size:  # the validation images are held out of the training split: read it
+        _, validation, test = load_splits(cfg, log)
+    else:
+        if cfg.dataset in IDX_DATASETS:
+            ensure_available(cfg.dataset, cfg.data_dir, log=log)
+        validation, test = None, load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.image_size, log)
     check_fits(model, test)
-    metrics = {**final_metrics(model, test.to(next(model.parameters()).device), cfg, log), "epochs": saved["epoch"]}
+    device = next(model.parameters()).device
+    metrics = {**final_metrics(model, test.to(device), cfg, log), "epochs": saved["epoch"]}
+    if validation is not None:
+        metrics.update(validation_metrics(model, validation.to(device), cfg))
     runs.write_json(Path(run_dir) / runs.METRICS, metrics)
     return metrics
 

@@ -10,7 +10,8 @@ import pytest
 from conftest import write_mnist_like
 
 from imae.cli import main
-from imae.errors import ConfigError
+from imae.errors import CheckpointError, ConfigError
+from imae.sweep import plan
 from imae.study import load_study
 
 TINY = "train_subset = 64\nbatch_size = 32\nepochs = 1\neval_batch_size = 128\ncontinuous_dim = 2\ncategories = 4\n"
@@ -195,6 +196,22 @@ def test_a_run_directory_from_another_study_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(run_dir) in err and "lr" in err
     assert not (out / "mnist/imae/beta5-seed0").exists()
+
+
+def test_a_setting_added_after_a_run_was_made_counts_as_its_default(tmp_path):
+    data = write_mnist_like(tmp_path / "data")
+    study = load_study(_study(tmp_path, f'[settings]\ndata_dir = "{data}"\n{TINY}[grid]\nseed = [0]\n'))
+    old = study[0].config.to_dict()
+    del old["validation_size"]  # a config.json written before the option existed
+    run_dir = tmp_path / "out" / study[0].name
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(old))
+    (run_dir / "metrics.json").write_text("{}")
+    assert plan(study, tmp_path / "out") == ([], [study[0].name])
+    old["validation_size"] = 10  # but a different value is a different run
+    (run_dir / "config.json").write_text(json.dumps(old))
+    with pytest.raises(CheckpointError, match="validation_size"):
+        plan(study, tmp_path / "out")
 
 
 @pytest.mark.ray
