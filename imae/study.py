@@ -28,7 +28,7 @@ figures "against beta (gamma for IMAE)". With a beta axis IMAE keeps gamma = 2 b
 
 Run directories are DATASET/MODEL/beta5-seed0 (gamma10-seed0 for IMAE on a gamma axis), plus
 "-novat" when VAT is off and "-KEY=VALUE" for every other grid key that takes several values among
-the runs of that data set and model. A run that two grids both produce is run once.
+the runs of that data set and model (none where a run leaves that key unset, to its recipe). A run that two grids both produce is run once.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def _run_name(values: dict, by_gamma: bool, extra: list[str]) -> str:
     parts = [weight, f"seed{_text(values['seed'])}"]
     if values["vat"] is False:
         parts.append("novat")
-    parts += [f"{key}={_text(values[key])}" for key in extra]
+    parts += [f"{key}={_text(values[key])}" for key in extra if values[key] is not None]  # None: unset
     return f"{values['dataset']}/{values['model']}/{'-'.join(parts)}"
 
 
