@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -134,8 +135,11 @@ def _sweep_parser(sub) -> None:
                                    "runs, resumes incomplete ones and retries failed ones. Writes OUT/results.csv "
                                    "and OUT/results.jsonl. Exit 0: all runs finished; 1: some failed (error.json in "
                                    "their directory); 2: bad input.\n\nThe study file:\n" + study_format)
-    p.add_argument("study", help="a study TOML file, or a preset name: paper-small, paper")
+    p.add_argument("study", help="a study TOML file, or a preset name: paper-small, paper, tuned")
     p.add_argument("--out", type=Path, required=True, help="the study directory")
+    p.add_argument("--dry-run", action="store_true",
+                   help="write nothing (not even --out); print one JSON line per run, {\"run\": its directory "
+                        "below --out, \"config\": the config.json it would get}, then {\"runs\": the count}")
     g = p.add_argument_group("overrides of the study file (every grid)")
     g.add_argument("--models", nargs="+", choices=MODELS, help="the model axis")
     g.add_argument("--betas", nargs="+", type=float, help="the beta axis (replaces a gamma axis too)")
@@ -166,6 +170,11 @@ def cmd_sweep(args) -> int:
     settings = {key: value for key, value in (("epochs", args.epochs), ("data_dir", args.data_dir))
                 if value is not None}
     study = load_study(args.study, axes, settings)
+    if args.dry_run:
+        for run in study:
+            print(json.dumps({"run": run.name, "config": dict(sorted(run.config.to_dict().items()))}))
+        print(json.dumps({"runs": len(study)}))
+        return 0
     from .sweep import format_summary, sweep  # imports torch: after the study is known to be valid
     summary = sweep(study, args.out, args.backend, args.workers, args.threads, args.address, not args.no_progress)
     print(format_summary(summary, args.out))
@@ -227,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImaeError as exc:
         print(f"imae: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped early (`imae sweep paper --out X --dry-run | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     except KeyboardInterrupt:
         print("imae: interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130

@@ -3,7 +3,8 @@ Fig. 3 (tracked quantities against beta), Fig. 5 and 7 (MIG on dSprites, without
 Fig. 6 (VAT ablation), Fig. 8 (JointVAE capacity targets); and `write_figures`, which also
 draws the model pictures of Fig. 2 and 4 (imae.pictures).
 
-Curves are the mean over seeds with the 10%-90% band (80% interval) at each beta.
+Curves are the mean over seeds at each beta, shaded with the 80% confidence interval of that mean
+(Student t, imae.plots.mean_interval), as the paper's "80% confidence intervals".
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from . import pictures
-from .config import MODELS
-from .plots import MODEL_COLOURS, MODEL_LABELS, Log, caption, finite, note_missing, save, seed_band
+from .config import JOINTVAE_CAPACITIES, MODELS
+from .errors import ImaeError
+from .plots import BAND, MODEL_COLOURS, MODEL_LABELS, Log, caption, finite, note_missing, save, seed_band
 from .results import results_table
 
 IMAGE_DATASETS = ("mnist", "fashion-mnist")
@@ -39,23 +41,28 @@ def effective_gamma(row: dict) -> float:
 
 
 def paper_settings(rows: list[dict], log: Log) -> list[dict]:
-    """The runs a beta sweep compares: IMAE with gamma = 2 beta, JointVAE at its most common
-    capacity targets (Fig. 8 shows the others)."""
+    """The runs a beta sweep compares: IMAE with gamma = 2 beta, JointVAE at its published capacity
+    targets for the data set if it has runs there, else at its most common ones (Fig. 8 shows the others)."""
     imae_off_rule = [r for r in rows if r["model"] == "imae" and not math.isclose(effective_gamma(r), 2 * r["beta"])]
     if imae_off_rule:
         log(f"left out {len(imae_off_rule)} imae run(s) with gamma != 2 beta")
     joint = [r for r in rows if r["model"] == "joint-vae"]
-    capacities = Counter((r.get("capacity_y"), r.get("capacity_z")) for r in joint).most_common(1)
-    kept = [r for r in rows if r not in imae_off_rule and
-            (r["model"] != "joint-vae" or (r.get("capacity_y"), r.get("capacity_z")) == capacities[0][0])]
+    counts = Counter(capacities(r) for r in joint)
+    published = {JOINTVAE_CAPACITIES.get(r["dataset"], JOINTVAE_CAPACITIES["mnist"])[:2] for r in joint}
+    kept_targets = max(counts, key=lambda targets: (targets in published, counts[targets]), default=None)
+    kept = [r for r in rows if r not in imae_off_rule and (r["model"] != "joint-vae" or capacities(r) == kept_targets)]
     if len(kept) < len(rows) - len(imae_off_rule):
-        log(f"joint-vae: kept capacity targets (C_y, C_z) = {capacities[0][0]}; Fig. 8 compares the others")
+        log(f"joint-vae: kept capacity targets (C_y, C_z) = {kept_targets}; Fig. 8 compares the others")
     return kept
+
+
+def capacities(row: dict) -> tuple:
+    return row.get("capacity_y"), row.get("capacity_z")
 
 
 def plot_metric(ax, rows: list[dict], metric: tuple, x_of, curves: dict[str, list[dict]], colours: dict,
                 log: Log) -> None:
-    """One panel: metric against x, one mean curve with its 80% band per entry of curves."""
+    """One panel: metric against x, one mean curve with its 80% confidence band per entry of curves."""
     key, label, sign = metric
     missing = []
     for name, curve_rows in curves.items():
@@ -98,7 +105,7 @@ def figure_3(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -
         ax.set_xlabel(BETA)
     legend(fig, axes)
     fig.suptitle(f"Fig. 3 ({dataset}): tracking the key quantities against {BETA}", y=1.1)
-    caption(fig, r"$\gamma = 2\beta$ for IMAE; all models with VAT. Mean over seeds, shaded: 10%-90% of seeds.")
+    caption(fig, r"$\gamma = 2\beta$ for IMAE; all models with VAT. " + BAND + ".")
     return save(fig, out_dir, f"fig3_{dataset}")
 
 
@@ -129,8 +136,8 @@ def mig_figure(table: list[dict], out_dir: Path, mig_key: str, number: int, log:
     legend(fig, axes)
     what = "z" if mig_key == "mig" else "y and z"
     fig.suptitle(f"Fig. {number} (dSprites): disentanglement with respect to {what}", y=1.1)
-    caption(fig, r"x axis: $\beta$, and $\gamma$ for IMAE ($\beta = \gamma / 2$). Mean over seeds, shaded: "
-                 "10%-90% of seeds; (b) one point per value, the means over seeds.")
+    caption(fig, r"x axis: $\beta$, and $\gamma$ for IMAE ($\beta = \gamma / 2$). " + BAND +
+                 "; (b) one point per value, the means over seeds.")
     return save(fig, out_dir, f"fig{number}_{DSPRITES}")
 
 
@@ -168,7 +175,7 @@ def figure_6(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -
         axes[0, col].set_title(MODEL_LABELS[model])
     legend(fig, axes.ravel())
     fig.suptitle(f"Fig. 6 ({dataset}): VAT stabilizes the learning of categorical representations", y=1.08)
-    caption(fig, r"$\gamma = 2\beta$ for IMAE. Mean over seeds, shaded: 10%-90% of seeds.")
+    caption(fig, r"$\gamma = 2\beta$ for IMAE. " + BAND + ".")
     return save(fig, out_dir, f"fig6_{dataset}")
 
 
@@ -185,7 +192,7 @@ def figure_8(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -
         ax.set_xlabel(BETA)
     legend(fig, axes)
     fig.suptitle(f"Fig. 8 ({dataset}): JointVAE with different capacity targets ($C_y$, $C_z$)", y=1.15)
-    caption(fig, "JointVAE with VAT. Mean over seeds, shaded: 10%-90% of seeds.")
+    caption(fig, "JointVAE with VAT. " + BAND + ".")
     return save(fig, out_dir, f"fig8_{dataset}")
 
 
@@ -211,6 +218,8 @@ def write_figures(study_dir: Path, out_dir: Path | None = None, log: Log = print
     study_dir = Path(study_dir)
     out_dir = Path(out_dir) if out_dir is not None else study_dir / "figures"
     table = results_table(study_dir)
+    if not table:  # before anything is written: no empty figures/ folder
+        raise ImaeError(f"{study_dir}: no runs (no run directory with a config.json below it); nothing to draw")
     written = {}
     for name, job in figure_jobs(study_dir, table).items():
         written[name] = job(out_dir, lambda msg, n=name: log(f"{n}: {msg}"))

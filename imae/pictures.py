@@ -155,12 +155,31 @@ def plot_per_dimension(ax, trained: Trained, log: Log) -> None:
     ax.legend(fontsize=7)
 
 
-def figure_2(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:
+def traversed_dimensions(info: np.ndarray) -> tuple[int, int, int]:
+    """The z_k that Fig. 2 (b)-(d) traverse: the most, a middle and the least informative, the middle
+    one being, of the others, the one whose I(x;z_k) is closest to halfway between the two (the paper's
+    (b)-(d): I = 1.7, 0.9, 0). With fewer than three dimensions some panels show the same one."""
+    order = [int(k) for k in np.argsort(info, kind="stable")[::-1]]
+    most, least = order[0], order[-1]
+    halfway = (info[most] + info[least]) / 2
+    middle = min(order[1:-1] or order, key=lambda k: abs(info[k] - halfway))
+    return most, middle, least
+
+
+def figure_2_layout(fig: Figure) -> list:
+    """Six panels, none empty: (a)-(d) side by side on top, the two prototype strips (e), (f) below."""
+    grid = fig.add_gridspec(2, 4, height_ratios=(4, 0.8), wspace=0.3, hspace=0.3, bottom=0.04)
+    return [fig.add_subplot(grid[0, c]) for c in range(4)] + [fig.add_subplot(grid[1, 0:2]),
+                                                              fig.add_subplot(grid[1, 2:4])]
+
+
+def draw_figure_2(study_dir: Path, table: list[dict], dataset: str, log: Log = print) -> Figure:
     """Fig. 2 for IMAE at the beta closest to 5: (a) per-dimension informativeness, (b)-(d) traversals
-    of the most, a middling and the least informative z_k, (e)-(f) prototypes at two betas."""
+    of the most, a middle and the least informative z_k (traversed_dimensions), (e)-(f) prototypes at
+    two betas."""
     rows = candidates(study_dir, table, dataset, "imae")
-    fig = Figure(figsize=(13, 8))
-    axes = fig.subplots(2, 3).ravel()
+    fig = Figure(figsize=(16, 5.2))
+    axes = figure_2_layout(fig)
     missing: list[str] = []
     first_row = closest(rows, FIG2_BETAS[0])
     trained = load(study_dir, first_row, f"imae on {dataset}", missing)
@@ -172,9 +191,8 @@ def figure_2(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, lo
         plot_per_dimension(axes[0], trained, log)
         axes[0].set_title(rf"(a) IMAE, $\beta$={trained.cfg.beta:g}", fontsize=9)
         info, info_name = trained.informativeness()
-        order = np.argsort(info)[::-1]
-        for ax, letter, dim in zip(axes[1:4], "bcd", (order[0], order[len(order) // 2], order[-1])):
-            grid = traversal(trained.model, trained.post, int(dim), TRAVERSAL, trained.shape)
+        for ax, letter, dim in zip(axes[1:4], "bcd", traversed_dimensions(info)):
+            grid = traversal(trained.model, trained.post, dim, TRAVERSAL, trained.shape)
             show(ax, grid, f"({letter}) {info_name.replace('z_k', f'z_{dim}')} = {info[dim]:.2f}",
                  [f"y={c}" for c in range(grid.shape[0])], [f"{v:g}" for v in TRAVERSAL])
         second_row = closest(rows, FIG2_BETAS[1], exclude=(trained.cfg.beta,))
@@ -187,10 +205,15 @@ def figure_2(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, lo
             grid = prototypes(run.model, run.post, run.shape)[None]
             show(ax, grid, rf"({letter}) $\beta$={run.cfg.beta:g}, I(x;y) = {run.metrics['mutual_info_xy']:.2f}")
     fig.suptitle(f"Fig. 2: IMAE on {dataset}")
-    caption(fig, "(b)-(d): rows are the learnt y, each started from the code z of a test image assigned to that y; "
-                 r"the chosen $z_k$ goes from -2 to 2, the other dimensions fixed. (e)-(f): each y decoded from "
-                 "the mean z of its images.")
-    return save(fig, out_dir, f"fig2_{dataset}")
+    caption(fig, "(b)-(d): the most, a middle and the least informative $z_k$ by I(x;$z_k$); rows are the learnt "
+                 "y, each started from the code z of a test image assigned to that y; the chosen $z_k$ goes from "
+                 "-2 to 2, the other dimensions fixed. (e)-(f): each y decoded from the mean z of its images.")
+    return fig
+
+
+def figure_2(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:
+    """Draw Fig. 2 (draw_figure_2) into out_dir as fig2_DATASET.png and .pdf."""
+    return save(draw_figure_2(study_dir, table, dataset, log), out_dir, f"fig2_{dataset}")
 
 
 def figure_4(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:

@@ -1,4 +1,5 @@
-"""What every figure shares: PNG and PDF written atomically, notes for missing runs, seed bands.
+"""What every figure shares: PNG and PDF written atomically, notes for missing runs, the mean over
+seeds with its 80% confidence interval.
 
 Figures are built on matplotlib's object API (`Figure`, no pyplot), so nothing depends on a
 display or a global backend and figures need no closing.
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from scipy import stats
 
 from .runs import atomic_write
 
 FORMATS = ("png", "pdf")
-BAND_PERCENTILES = (10, 90)  # the 80% interval over seeds of Fig. 5
+CONFIDENCE = 0.8  # the paper's shaded regions are "80% confidence intervals" (Fig. 5, 7)
+BAND = ("Mean over seeds; shaded: its 80% confidence interval (Student t: mean ± t(0.9, n-1)·sd/√n over "
+        "the n seeds; none for a single seed)")
 MODEL_LABELS = {"imae": "IMAE", "info-vae": "InfoVAE", "joint-vae": "JointVAE", "beta-vae": r"$\beta$-VAE"}
 MODEL_COLOURS = {"imae": "C3", "info-vae": "C0", "joint-vae": "C2", "beta-vae": "C1"}
 Log = Callable[[str], None]
@@ -49,20 +53,30 @@ def finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def mean_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of values and its two-sided confidence interval from Student's t,
+    mean -+ t_{(1+confidence)/2, n-1} * sd / sqrt(n), sd with n-1 in the denominator. It says where
+    the mean over seeds lies, not how far one seed spreads. One value has no interval: (mean, nan, nan)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
 def seed_band(rows: list[dict], x_of: Callable[[dict], float], y_of: Callable[[dict], float | None]):
-    """Group rows by x; per x the mean of y over seeds and its 10%-90% interval.
-    Returns (x, mean, low, high) arrays sorted by x; rows without a finite y are skipped."""
+    """Group rows by x; per x the mean of y over seeds and its 80% confidence interval (mean_interval).
+    Returns (x, mean, low, high) arrays sorted by x (low, high nan where one seed); rows without a
+    finite y are skipped."""
     groups: dict[float, list[float]] = {}
     for row in rows:
         y = y_of(row)
         if finite(y):
             groups.setdefault(x_of(row), []).append(y)
     xs = sorted(groups)
-    values = [np.asarray(groups[x]) for x in xs]
-    mean = np.array([v.mean() for v in values])
-    low = np.array([np.percentile(v, BAND_PERCENTILES[0]) for v in values])
-    high = np.array([np.percentile(v, BAND_PERCENTILES[1]) for v in values])
-    return np.asarray(xs, dtype=float), mean, low, high
+    bands = np.array([mean_interval(groups[x]) for x in xs]).reshape(len(xs), 3)
+    return np.asarray(xs, dtype=float), bands[:, 0], bands[:, 1], bands[:, 2]
 
 
 def caption(fig: Figure, text: str) -> None:

@@ -28,7 +28,9 @@ figures "against beta (gamma for IMAE)". With a beta axis IMAE keeps gamma = 2 b
 
 Run directories are DATASET/MODEL/beta5-seed0 (gamma10-seed0 for IMAE on a gamma axis), plus
 "-novat" when VAT is off and "-KEY=VALUE" for every other grid key that takes several values among
-the runs of that data set and model (none where a run leaves that key unset, to its recipe). A run that two grids both produce is run once.
+the runs of that data set and model, its value as validated (recipe and data-set defaults filled). A
+run that two grids both produce is run once, also when one grid leaves a setting to its default and
+another gives that default.
 """
 
 from __future__ import annotations
@@ -155,8 +157,12 @@ def _grid_points(grid: dict, shared: dict, per_model: dict, settings: dict, wher
 
 
 def _name_and_validate(points: list, source: str) -> list[StudyRun]:
+    """Validate every run, then name it from its validated config, so that a setting left to its
+    default in one grid and given as that default in another names (and is) the same run."""
     defaults = TrainConfig().to_dict()
-    full = [{**defaults, **values} for values, _, _ in points]
+    configs = [_validated(values, f"{source} run {_run_name({**defaults, **values}, by_gamma, [])}")
+               for values, by_gamma, _ in points]
+    full = [config.to_dict() for config in configs]
     groups: dict[tuple, list[int]] = {}
     for i, values in enumerate(full):
         groups.setdefault((values["dataset"], values["model"]), []).append(i)
@@ -166,10 +172,9 @@ def _name_and_validate(points: list, source: str) -> list[StudyRun]:
         extra = sorted(key for key in axes if len({repr(full[i][key]) for i in members}) > 1)
         for i in members:
             name = _run_name(full[i], points[i][1], extra)
-            config = _validated(points[i][0], f"{source} run {name}")
-            if name in runs and runs[name].config != config:
+            if name in runs and runs[name].config != configs[i]:
                 raise ConfigError(f"{source}: two different runs would share the directory {name}")
-            runs[name] = StudyRun(name, config)
+            runs[name] = StudyRun(name, configs[i])
     return list(runs.values())
 
 
@@ -187,7 +192,7 @@ def _run_name(values: dict, by_gamma: bool, extra: list[str]) -> str:
     parts = [weight, f"seed{_text(values['seed'])}"]
     if values["vat"] is False:
         parts.append("novat")
-    parts += [f"{key}={_text(values[key])}" for key in extra if values[key] is not None]  # None: unset
+    parts += [f"{key}={_text(values[key])}" for key in extra]
     return f"{values['dataset']}/{values['model']}/{'-'.join(parts)}"
 
 

@@ -16,7 +16,9 @@ from imae.cli import main
 from imae.config import MODELS, TrainConfig
 from imae.data import load_dataset
 from imae.metrics import encode
-from imae.pictures import decode, figure_2, figure_4, prototypes, traversal
+from imae.figures import paper_settings
+from imae.pictures import decode, draw_figure_2, figure_2, figure_4, prototypes, traversal, traversed_dimensions
+from imae.plots import mean_interval, seed_band
 from imae.results import results_table
 from imae.training import load_trained
 
@@ -135,6 +137,54 @@ def test_not_a_directory_is_a_one_line_error(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("imae: error:")
 
 
+def test_a_directory_without_runs_is_a_one_line_error_and_nothing_is_written(tmp_path, capsys):
+    (tmp_path / "study" / "notes").mkdir(parents=True)
+    assert main(["figures", str(tmp_path / "study")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"imae: error: {tmp_path / 'study'}: no runs") and err.count("\n") == 1
+    assert sorted(p.name for p in (tmp_path / "study").iterdir()) == ["notes"]
+
+
+# --- The shaded regions: an 80% confidence interval of the mean over seeds -------------------------------
+
+def test_mean_interval_against_a_hand_computation():
+    # 1, 2, 3, 4: mean 2.5, sd sqrt(5/3) = 1.2910, sd/sqrt(4) = 0.6455; t(0.9, 3 dof) = 1.638 (a t table).
+    mean, low, high = mean_interval([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5
+    assert (low, high) == pytest.approx((2.5 - 1.638 * 0.6455, 2.5 + 1.638 * 0.6455), abs=1e-3)
+    # 0, 2: mean 1, sd sqrt(2), sd/sqrt(2) = 1; t(0.9, 1 dof) = 3.078.
+    assert mean_interval([0.0, 2.0]) == pytest.approx((1.0, 1 - 3.078, 1 + 3.078), abs=1e-3)
+    mean, low, high = mean_interval([3.0])  # one seed: no interval
+    assert mean == 3.0 and np.isnan(low) and np.isnan(high)
+
+
+def test_mean_interval_covers_the_true_mean_80_percent_of_the_time():
+    """An interval of the mean, not of the seeds: 80% of 10-seed samples cover the true mean, where the
+    10%-90% spread of the seeds (the earlier band) covers it far more often."""
+    samples = np.random.default_rng(0).normal(3.0, 2.0, size=(4000, 10))
+    covered = np.mean([low <= 3.0 <= high for _, low, high in map(mean_interval, samples)])
+    assert covered == pytest.approx(0.8, abs=0.02)
+    spread = np.mean([np.percentile(s, 10) <= 3.0 <= np.percentile(s, 90) for s in samples])
+    assert spread > 0.95
+
+
+def test_seed_band_groups_by_x():
+    rows = [{"beta": b, "accuracy": a} for b, a in ((1, 0.5), (5, 0.2), (1, 0.7), (5, 0.4), (9, 0.9))]
+    x, mean, low, high = seed_band(rows, lambda r: r["beta"], lambda r: r["accuracy"])
+    assert list(x) == [1, 5, 9] and mean == pytest.approx([0.6, 0.3, 0.9])
+    assert (low[0], high[0]) == pytest.approx(mean_interval([0.5, 0.7])[1:])
+    assert np.isnan(low[2]) and np.isnan(high[2])
+
+
+def test_beta_sweeps_compare_jointvae_at_its_published_targets():
+    def row(cy, cz, seed):
+        return {"model": "joint-vae", "dataset": "mnist", "beta": 1.0, "capacity_y": cy, "capacity_z": cz, "seed": seed}
+    rows = [row(5.0, 5.0, s) for s in range(2)] + [row(2.0, 5.0, s) for s in range(3)]
+    assert paper_settings(rows, print) == rows[:2]  # MNIST's published (5, 5), though fewer runs
+    others = [row(2.0, 2.0, 0), row(3.0, 3.0, 0), row(3.0, 3.0, 1)]
+    assert paper_settings(others, print) == others[1:]  # else the most common targets
+
+
 # --- Model pictures from really trained tiny runs --------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -185,3 +235,21 @@ def test_model_pictures_from_trained_runs(trained_study, tmp_path):
     assert "fig4_mnist: missing: IMAE at beta=9" in text
     assert "IMAE at beta=1" not in text and "IMAE at beta=5" not in text
     assert "fig4_mnist: missing: InfoVAE at beta=1" in text
+
+
+def test_fig_2_traverses_the_most_a_middle_and_the_least_informative_dimension():
+    # The paper's (b)-(d): I = 1.7, 0.9, 0. The middle one is the closest to halfway (0.85), not the median.
+    assert traversed_dimensions(np.array([0.1, 1.7, 0.0, 0.9, 0.2, 0.05])) == (1, 3, 2)
+    assert traversed_dimensions(np.array([0.4])) == (0, 0, 0)
+
+
+def test_fig_2_fills_every_panel(trained_study):
+    fig = draw_figure_2(trained_study, results_table(trained_study), "mnist", lambda msg: None)
+    assert len(fig.axes) == 6
+    for ax in fig.axes:  # every panel draws something: (a) its points, (b)-(f) an image
+        assert ax.lines or ax.images, ax.get_title()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert [t[:3] for t in titles] == ["(a)", "(b)", "(c)", "(d)", "(e)", "(f)"]
+    # (b)-(d) are the dimensions traversed_dimensions picks from the run's I(x;z_k)
+    info = json.loads((trained_study / "b5" / "metrics.json").read_text())["per_dimension"]["mutual_info_xz"]
+    assert [f"z_{k})" in t for k, t in zip(traversed_dimensions(np.array(info)), titles[1:4])] == [True] * 3

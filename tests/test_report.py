@@ -81,3 +81,12 @@ def test_the_folder_is_self_contained(report, tmp_path):
     assert "<script" not in page
     for name in ("config.json", "metrics.json", "error.json"):
         assert f"<h4>{name}</h4>" in page
+
+
+def test_a_directory_without_runs_is_a_one_line_error_and_nothing_is_written(tmp_path, capsys):
+    study = tmp_path / "study"
+    study.mkdir()
+    assert main(["report", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"imae: error: {study}: no runs") and err.count("\n") == 1
+    assert list(study.iterdir()) == []

@@ -4,12 +4,14 @@ study), the results table, and the Ray backend on a local instance."""
 import csv
 import itertools
 import json
+import math
 import shutil
 
 import pytest
 from conftest import write_mnist_like
 
 from imae.cli import main
+from imae.config import RECIPES
 from imae.errors import CheckpointError, ConfigError
 from imae.sweep import plan
 from imae.study import load_study
@@ -90,14 +92,98 @@ def test_presets_hold_the_protocols():
     small = load_study("paper-small")
     assert len(small) == 4 * 3 * 2 + 3 * 2
     assert {(r.config.model, r.config.vat) for r in small if not r.config.vat} == {("imae", False)}
+    assert {r.config.recipe for r in small} == {"tuned"}
     paper = load_study("paper")
     digits = [r for r in paper if r.config.dataset != "dsprites"]
-    cells = {(r.config.dataset, r.config.model, r.config.beta, r.config.vat) for r in digits}
-    assert len(cells) == 2 * 4 * 10 + 4 * 10
+    cells = {(r.config.dataset, r.config.model, r.config.beta, r.config.vat, r.config.capacity_y, r.config.capacity_z)
+             for r in digits}
+    assert len(cells) == 2 * 4 * 10 + 4 * 10 + 3 * 10  # Fig. 3, the VAT ablation, Fig. 8's other targets
     assert {r.config.seed for r in digits} == set(range(10)) and len(digits) == 10 * len(cells)
     sprites = [r for r in paper if r.config.dataset == "dsprites"]
     assert len(sprites) == 4 * 10 * 8 and {r.config.seed for r in sprites} == set(range(8))
     assert {r.config.gamma_value for r in sprites if r.config.model == "imae"} == set(range(1, 11))
+    assert len(paper) == 1820 and {r.config.recipe for r in paper} == {"paper"}
+
+
+def _dry_run(capsys, *args) -> tuple[list[dict], dict]:
+    """The lines `imae sweep ... --dry-run` prints: one per run, then the count."""
+    assert main(["sweep", *args, "--dry-run"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    return lines[:-1], lines[-1]
+
+
+def test_dry_run_of_paper_shows_the_papers_recipe_and_fig_8_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "X"
+    lines, count = _dry_run(capsys, "paper", "--out", str(out))
+    assert not out.exists()
+    assert count == {"runs": len(lines)} and len(lines) == len(load_study("paper"))
+    configs = [line["config"] for line in lines]
+    for config in configs:  # eq (10)-(11) with unit weights; Appendix G's optimisers
+        assert (config["reconstruction_weight"], config["marginal_entropy_weight"], config["vat_weight"]) == (1, 1, 1)
+        assert config["recipe"] == "paper" and config["lr"] == 1e-3
+        sgd = config["dataset"] in ("mnist", "fashion-mnist")
+        assert (config["optimizer"], config["lr_decay"]) == (("sgd", 0.98) if sgd else ("adam", 1.0)), config
+    assert {c["dataset"] for c in configs} == {"mnist", "fashion-mnist", "dsprites"}
+    # Fig. 8: JointVAE on MNIST with VAT at four capacity targets, each at beta 1..10 with 10 seeds.
+    fig8 = [c for c in configs if (c["dataset"], c["model"], c["vat"]) == ("mnist", "joint-vae", True)]
+    targets = {(c["capacity_y"], c["capacity_z"]) for c in fig8}
+    assert targets == {(5, 5), (2, 5), (5, 2), (5, 10)}
+    for target in targets:
+        assert sorted((c["beta"], c["seed"]) for c in fig8 if (c["capacity_y"], c["capacity_z"]) == target) == \
+            [(b, s) for b in range(1, 11) for s in range(10)]
+
+
+def test_dry_run_prints_what_config_json_would_hold(tmp_path, capsys):
+    from imae import runs
+    lines, count = _dry_run(capsys, "paper-small", "--out", str(tmp_path / "X"), "--epochs", "2",
+                            "--data-dir", "/data/mnist")
+    assert count == {"runs": 30} and not (tmp_path / "X").exists()
+    study = {run.name: run.config for run in load_study("paper-small", settings={"epochs": 2, "data_dir": "/data/mnist"})}
+    assert [line["run"] for line in lines] == list(study)
+    for line in lines[:3]:  # the config.json that the sweep writes for the run
+        runs.prepare(tmp_path / line["run"], study[line["run"]])
+        assert json.loads((tmp_path / line["run"] / "config.json").read_text()) == line["config"]
+        assert line["config"]["epochs"] == 2 and line["config"]["data_dir"] == "/data/mnist"
+
+
+RECIPE_FILLED = {"recipe", *RECIPES["paper"], *RECIPES["tuned"]}
+
+
+def test_tuned_preset_is_the_paper_preset_under_the_tuned_recipe():
+    paper = {run.name: run.config.to_dict() for run in load_study("paper")}
+    tuned = {run.name: run.config.to_dict() for run in load_study("tuned")}
+    assert list(paper) == list(tuned)
+    differing = {key for name in paper for key in paper[name] if paper[name][key] != tuned[name][key]}
+    assert differing and differing <= RECIPE_FILLED
+    assert {config["recipe"] for config in tuned.values()} == {"tuned"}
+    assert {config["optimizer"] for config in tuned.values()} == {"adam"}
+
+
+# Dupont's published schedules (github.com/Schlumberger/joint-vae, trained_models/*/specs.json and main.py):
+# iterations to the target, and the steps of his runs (epochs x batches of 64, the last one kept).
+DUPONT = {"mnist": (25_000, 100 * math.ceil(60_000 / 64)), "fashion-mnist": (50_000, 100 * math.ceil(60_000 / 64)),
+          "dsprites": (300_000, 30 * math.ceil(737_280 / 64))}
+TRAINING_IMAGES = {"mnist": 60_000, "fashion-mnist": 60_000, "dsprites": 737_280}
+
+
+@pytest.mark.parametrize("preset", ["paper", "tuned"])
+def test_jointvae_schedule_is_duponts_scaled_to_the_runs_steps(preset):
+    """C reaches its target at the same fraction of the run as in Dupont's, counted in this run's steps."""
+    joint = [run.config for run in load_study(preset) if run.config.model == "joint-vae"]
+    assert {c.dataset for c in joint} == set(DUPONT)
+    for c in joint:
+        steps = c.epochs * ((TRAINING_IMAGES[c.dataset] - c.validation_size) // c.batch_size)
+        iterations, published_steps = DUPONT[c.dataset]
+        assert c.capacity_iterations == round(steps * iterations / published_steps), c
+        assert c.capacity_iterations < steps
+
+
+def test_a_setting_given_as_its_default_is_the_same_run(tmp_path):
+    path = _study(tmp_path, '[[grid]]\nmodel = "joint-vae"\nseed = [0, 1]\n'
+                            '[[grid]]\nmodel = "joint-vae"\nseed = 0\ncapacity_y = [5.0, 2.0]\n')
+    names = sorted(run.name for run in load_study(path))
+    assert names == ["mnist/joint-vae/beta5-seed0-capacity_y=2", "mnist/joint-vae/beta5-seed0-capacity_y=5",
+                     "mnist/joint-vae/beta5-seed1-capacity_y=5"]
 
 
 @pytest.mark.parametrize("text, fragment", [
