@@ -1,0 +1,84 @@
+"""The README's protocol tables, printed as Markdown from the run directories of results/protocol/:
+the recipes on MNIST (test numbers, 3 seeds), the variants behind the tuned recipe (validation
+numbers only: the choice is made there), and InfoVAE's divergence (MMD against KL).
+
+    python bench/protocol_tables.py [--root results/protocol]
+
+Unfinished runs are left out and counted, so the tables can be printed while a study still runs."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from imae.results import results_table
+
+
+def finished(study_dir: Path) -> list[dict]:
+    if not study_dir.is_dir():
+        return []
+    rows = results_table(study_dir)
+    missing = sum(row["status"] != "finished" for row in rows)
+    if missing:
+        print(f"({study_dir}: {missing} run(s) not finished, left out)\n")
+    return [row for row in rows if row["status"] == "finished"]
+
+
+def spread(values: list[float], digits: int) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def recipes_table(rows: list[dict]) -> None:
+    print("| recipe | seed | validation accuracy | test accuracy | test I(x;y) | test reconstruction |")
+    print("|---|---|---|---|---|---|")
+    for recipe in ("tuned", "paper"):
+        group = sorted((r for r in rows if r["recipe"] == recipe), key=lambda r: r["seed"])
+        for r in group:
+            print(f"| {recipe} | {r['seed']} | {r['validation_accuracy']:.4f} | {r['accuracy']:.4f} | "
+                  f"{r['mutual_info_xy']:.3f} | {r['reconstruction_error']:.1f} |")
+        if len(group) > 1:
+            print(f"| {recipe} | mean ± sd | {spread([r['validation_accuracy'] for r in group], 4)} | "
+                  f"{spread([r['accuracy'] for r in group], 4)} | {spread([r['mutual_info_xy'] for r in group], 3)} | "
+                  f"{spread([r['reconstruction_error'] for r in group], 1)} |")
+    print()
+
+
+def defaults_table(rows: list[dict]) -> None:
+    print("| optimiser | w_rec | w_H | w_vat | validation accuracy | validation I(x;y) | validation reconstruction |")
+    print("|---|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: -r["validation_accuracy"]):
+        print(f"| {r['optimizer']} | {r['reconstruction_weight']:g} | {r['marginal_entropy_weight']:g} | "
+              f"{r['vat_weight']:g} | {r['validation_accuracy']:.4f} | {r['validation_mutual_info_xy']:.3f} | "
+              f"{r['validation_reconstruction_error']:.1f} |")
+    if rows:
+        best = max(rows, key=lambda r: r["validation_accuracy"])
+        print(f"\nChosen on validation: {best['run']}; its test numbers: accuracy {best['accuracy']:.4f}, "
+              f"I(x;y) {best['mutual_info_xy']:.3f}, reconstruction {best['reconstruction_error']:.1f}\n")
+
+
+def infovae_table(rows: list[dict]) -> None:
+    print("| divergence | β | seeds | validation accuracy | test accuracy | test I(x;y) | test reconstruction |")
+    print("|---|---|---|---|---|---|---|")
+    keys = sorted({(r["infovae_divergence"], r["beta"]) for r in rows}, key=lambda k: (k[0] != "mmd-rbf", k[1]))
+    for divergence, beta in keys:
+        group = [r for r in rows if (r["infovae_divergence"], r["beta"]) == (divergence, beta)]
+        print(f"| {divergence} | {beta:g} | {len(group)} | {spread([r['validation_accuracy'] for r in group], 4)} | "
+              f"{spread([r['accuracy'] for r in group], 4)} | {spread([r['mutual_info_xy'] for r in group], 3)} | "
+              f"{spread([r['reconstruction_error'] for r in group], 1)} |")
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("results/protocol"))
+    root = parser.parse_args().root
+    for name, table in (("recipes", recipes_table), ("defaults", defaults_table), ("infovae", infovae_table)):
+        print(f"### {name}\n")
+        table(finished(root / name))
+
+
+if __name__ == "__main__":
+    main()
