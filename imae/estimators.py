@@ -318,9 +318,10 @@ class _Lattice:
         self.step, self.origin = octave.step, int(octave.cell.min()) - octave.half
         width = 2 * octave.half + 1
         order = torch.argsort(labels, stable=True)  # group-major; cells stay ascending within a group
-        start = (labels[order] << _GROUP_SHIFT) + (octave.cell[order] - octave.half - self.origin)
+        labels = labels[order]
+        start = (labels << _GROUP_SHIFT) + (octave.cell[order] - octave.half - self.origin)
         new = torch.ones_like(start, dtype=torch.bool)
-        new[1:] = (start[1:] >= start[:-1] + width + 1) | (labels[order][1:] != labels[order][:-1])
+        new[1:] = (start[1:] >= start[:-1] + width + 1) | (labels[1:] != labels[:-1])
         interval = new.cumsum(0) - 1
         first, last = start[new], start[torch.cat([new[1:], new[:1]])]  # each run of overlapping windows
         lengths = last + width - first
@@ -349,7 +350,7 @@ class _Lattice:
         """The sum over components of their [2 half + 1, n] window values, at every cell."""
         total = torch.zeros(self.keys.shape[0], dtype=torch.float64)
         for j, values in enumerate(window_values):
-            total.index_add_(0, self.first_cell + j, values)
+            total[j:].index_add_(0, self.first_cell, values)  # the j-th cell of every window
         return total
 
 
