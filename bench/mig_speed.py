@@ -1,5 +1,7 @@
 """Seconds of each disentanglement metric on 737,280 synthetic posteriors laid out on the dSprites grid
-(encoding time excluded), and of the split total correlation.
+(encoding time excluded), and of the split total correlation; DCI with both estimators; the quadrature's
+time and peak memory (Linux: VmHWM) there and on two hard cases of one dimension each: codes that never
+overlap (sigma 1e-7 to 1e-6 over a span of 10) and sigmas over four decades (1e-4 to 1).
 
     flock /tmp/imae-cpu.lock env OMP_NUM_THREADS=1 PYTHONPATH=. python bench/mig_speed.py [--chen-samples 100]
 
@@ -13,10 +15,12 @@ import argparse
 import itertools
 import math
 import time
+from pathlib import Path
 
 import torch
 
 from imae import disentanglement as dis
+from imae import estimators as est
 
 SIZES = (3, 6, 40, 32, 32)  # shape, scale, orientation, position x, position y: the official dSprites order
 
@@ -47,6 +51,32 @@ def timed(name: str, fn, scale: float = 1.0):
     return value
 
 
+def _status_mib(key: str) -> float:
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(key))
+    return int(line.split()[1]) / 1024
+
+
+def timed_with_peak(name: str, fn):
+    """timed(name, fn), then the peak resident memory it added (the high-water mark is reset first)."""
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_mib("VmRSS")
+    value = timed(name, fn)
+    print(f"  peak memory above the start: {_status_mib('VmHWM') - before:.0f} MiB", flush=True)
+    return value
+
+
+def hard_cases(factors: torch.Tensor, generator: torch.Generator) -> None:
+    """The quadrature's entropies (whole split and every factor value) of one dimension, in two hard cases."""
+    n, partitions = len(factors), list(factors.T)
+    isolated = 10 * torch.rand(n, 1, generator=generator), \
+        2 * math.log(1e-7) + 2 * math.log(10) * torch.rand(n, 1, generator=generator)
+    timed_with_peak("entropies, sigma 1e-7..1e-6, span 10 (1 dim)",
+                    lambda: est.aggregate_entropies_quadrature(*isolated, partitions) and None)
+    decades = torch.rand(n, 1, generator=generator), 2 * math.log(1e-4) * torch.rand(n, 1, generator=generator)
+    timed_with_peak("entropies, sigma 1e-4..1, span 1 (1 dim)",
+                    lambda: est.aggregate_entropies_quadrature(*decades, partitions) and None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chen-samples", type=int, default=100, help="S for the timed run of Chen's estimator")
@@ -59,7 +89,9 @@ def main() -> None:
     entropies = dis.factor_entropies(factors)
     continuous = [1, 2, 3, 4]
 
-    info = timed("I(z_j; v_k), quadrature (all 5 factors)", lambda: dis.gaussian_mutual_information(mu, logvar, factors))
+    hard_cases(factors, g)
+    info = timed_with_peak("I(z_j; v_k), quadrature (all 5 factors)",
+                           lambda: dis.gaussian_mutual_information(mu, logvar, factors))
     timed("  mig (quadrature)", lambda: dis.mutual_information_gap(info[:, continuous], entropies[continuous]))
     info_y = timed("  I(y; v_k)", lambda: dis.categorical_mutual_information(logits, factors))
     timed("  mig_with_y", lambda: dis.mutual_information_gap(torch.cat([info_y[None], info]), entropies))
@@ -70,11 +102,15 @@ def main() -> None:
     timed("  mig (Chen, S as above)", lambda: dis.mutual_information_gap(chen[:, continuous], entropies[continuous]))
     timed("mig_histogram (10,000 points)", lambda: dis.histogram_mig(mu, factors, g))
     timed("factor_vae_score", lambda: dis.factor_vae_score(mu, factors, g))
-    timed("dci (random forest, 10,000 / 5,000 points)", lambda: dis.dci(mu, factors, g))
+    gbt = timed("dci, gradient boosting (10,000 / 5,000 points)", lambda: dis.dci(mu, factors, g))
+    forest = timed("dci, random forest (25 trees)", lambda: dis.dci(mu, factors, g, estimator="forest"))
+    for name, scores in (("gradient boosting", gbt), ("random forest", forest)):
+        print(f"  {name}: " + ", ".join(f"{key} {value:.3f}" for key, value in scores.items()))
     timed("sap (10,000 / 5,000 points)", lambda: dis.sap_score(mu, factors, g))
+    timed("sap_continuous (10,000 points)", lambda: dis.sap_continuous(mu, factors, g))
     timed("per_dimension_information", lambda: dis.per_dimension_information(mu, logvar))
-    timed("disentanglement_metrics (all of the above)",
-          lambda: dis.disentanglement_metrics(mu, logvar, logits, factors, SIZES, g) and None)
+    timed("disentanglement_metrics (all of the above, DCI by forest)", lambda: dis.disentanglement_metrics(
+        mu, logvar, logits, factors, SIZES, g, dci_estimator="forest") and None)
     timed(f"split_total_correlation, {args.tc_samples} z of N", lambda: dis.split_total_correlation(
         mu, logvar, g, num_samples=args.tc_samples), scale=n / args.tc_samples)
     subset = torch.randperm(n, generator=g)[:10_000]

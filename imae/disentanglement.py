@@ -8,23 +8,33 @@ fixed are drawn from the split by index instead of re-encoding images. Informati
   Gaussian encoder (estimators.aggregate_entropies_*), MIG = mean_k (I_top1 - I_top2) / H(v_k).
   The IMAE paper reports it over z against the continuous factors (footnote 4) and, in Appendix E, over
   (y, z) against all factors, with y one categorical code variable (`mig_with_y`).
-- The disentanglement_lib metrics on mean codes: histogram MIG, FactorVAE score, DCI, SAP.
+- The disentanglement_lib metrics on mean codes: histogram MIG, FactorVAE score, DCI (gradient boosting, as
+  disentanglement_lib, or a faster random forest), SAP (discrete, as disentanglement_lib's study) and the
+  continuous SAP.
+Metrics that need two code dimensions (the gap between the best two, DCI completeness) are None on a
+one-dimensional code, with the reason under "undefined".
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC
 
 from . import estimators as est
 
 METHODS = ("quadrature", "sampling")
+DCI_ESTIMATORS = ("gbt", "forest")
+# How far an information estimate may pass its bound (I(z; v_k) <= H(v_k), 0 <= I(x; z_k) <= log N) before it
+# is an error: the quadrature is accurate to ~1e-7 nats.
+BOUND_TOLERANCE = 1e-6
+_log = logging.getLogger(__name__)
 
 
 def factor_entropies(factors: torch.Tensor) -> torch.Tensor:
@@ -41,8 +51,10 @@ def gaussian_mutual_information(mu: torch.Tensor, logvar: torch.Tensor, factors:
                                 generator: torch.Generator | None = None) -> torch.Tensor:
     """[K, F] matrix of I(z_j; v_k) = H(z_j) - sum_v p(v) H(z_j | v_k = v), over the aggregate posteriors.
 
-    method "sampling" is Chen et al.'s estimator with num_samples samples per entropy (theirs: 10,000);
-    "quadrature" integrates the same densities exactly up to grid error, and is much faster (bench/mig_speed.py)."""
+    method "sampling" is Chen et al.'s estimator with num_samples samples per entropy (theirs: 10,000), whose
+    noise can lift I(z_j; v_k) above H(v_k): such values are clipped to H(v_k), with a warning in the log;
+    "quadrature" integrates the same densities to ~1e-7 nats for any sigma, and is much faster
+    (bench/mig_speed.py)."""
     partitions = list(factors.T)
     if method == "quadrature":
         marginal, conditionals = est.aggregate_entropies_quadrature(mu, logvar, partitions)
@@ -50,8 +62,16 @@ def gaussian_mutual_information(mu: torch.Tensor, logvar: torch.Tensor, factors:
         marginal, conditionals = est.aggregate_entropies_sampled(mu, logvar, partitions, num_samples, generator)
     else:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-    return torch.stack([marginal.double() - _value_weights(column) @ cond.double().nan_to_num()
-                        for column, cond in zip(partitions, conditionals)], 1)
+    information = torch.stack([marginal.double() - _value_weights(column) @ cond.double().nan_to_num()
+                               for column, cond in zip(partitions, conditionals)], 1)
+    if method == "sampling":
+        bound = factor_entropies(factors)
+        excess = (information - bound).max().item()
+        if excess > BOUND_TOLERANCE:
+            _log.warning("MIG by sampling: I(z_j; v_k) above H(v_k) by up to %.3g nats (Monte Carlo noise of "
+                         "%d samples); clipped to H(v_k)", excess, num_samples)
+        information = torch.minimum(information, bound)
+    return information
 
 
 def categorical_mutual_information(logits: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
@@ -70,9 +90,19 @@ def categorical_mutual_information(logits: torch.Tensor, factors: torch.Tensor) 
 
 def mutual_information_gap(information: torch.Tensor, entropies: torch.Tensor) -> float:
     """mean_k (I(c_top1; v_k) - I(c_top2; v_k)) / H(v_k) of a [codes, factors] matrix; negative
-    estimates count as 0, as in Chen et al.'s code."""
+    estimates count as 0, as in Chen et al.'s code. A gap above H(v_k) is an estimator failure: ValueError."""
+    _check_two_codes(information.shape[0], "MIG")
     top = torch.sort(information.clamp(min=0), dim=0, descending=True).values
-    return ((top[0] - top[1]) / entropies).mean().item()
+    gaps = (top[0] - top[1]) / entropies
+    if (gaps > 1 + BOUND_TOLERANCE).any():
+        raise ValueError(f"MIG: information estimates exceed H(v_k) (normalised gaps {gaps.tolist()}): the "
+                         "entropy estimator cannot resolve these codes")
+    return gaps.mean().item()
+
+
+def _check_two_codes(codes: int, metric: str) -> None:
+    if codes < 2:
+        raise ValueError(f"{metric} needs two or more code dimensions (the gap between the best two), not {codes}")
 
 
 def histogram_mig(codes: torch.Tensor, factors: torch.Tensor, generator: torch.Generator,
@@ -80,6 +110,7 @@ def histogram_mig(codes: torch.Tensor, factors: torch.Tensor, generator: torch.G
     """disentanglement_lib's `discrete_mig` on num_points random rows: each code dimension cut into num_bins
     equal-width bins (np.histogram edges, np.digitize), discrete I by sklearn's mutual_info_score,
     normalised by each factor's discrete entropy."""
+    _check_two_codes(codes.shape[1], "histogram MIG")
     rows = torch.randperm(len(codes), generator=generator)[:num_points]
     codes, factors = codes[rows].double().numpy(), factors[rows].numpy()
     binned = [np.digitize(c, np.histogram(c, num_bins)[1][:-1]) for c in codes.T]
@@ -147,34 +178,48 @@ def _seed(generator: torch.Generator) -> int:
     return int(torch.randint(2 ** 31 - 1, (1,), generator=generator))
 
 
-def _one_minus_normalised_entropy(weights: np.ndarray) -> np.ndarray:
-    """1 - H(w / sum w) / log(len) along axis 0, as dlib's scipy.stats.entropy(w + 1e-11, base=len)."""
+def _one_minus_normalised_entropy(weights: np.ndarray) -> np.ndarray | None:
+    """1 - H(w / sum w) / log(len) along axis 0, as dlib's scipy.stats.entropy(w + 1e-11, base=len);
+    None for one row, where log(len) = 0 leaves it undefined."""
+    if weights.shape[0] < 2:
+        return None
     p = (weights + 1e-11) / (weights + 1e-11).sum(0)
     return 1.0 + (p * np.log(p)).sum(0) / math.log(weights.shape[0])
 
 
-def dci_scores(importance: np.ndarray) -> tuple[float, float]:
+def dci_scores(importance: np.ndarray) -> tuple[float | None, float | None]:
     """Eastwood & Williams (2018) disentanglement and completeness of a [codes, factors] importance matrix,
-    as disentanglement_lib: per-code (per-factor) 1 - normalised entropy, weighted by total importance."""
+    as disentanglement_lib: per-code (per-factor) 1 - normalised entropy, weighted by total importance.
+    Disentanglement is None for one factor, completeness None for one code (normalised by log 1 = 0)."""
     total = importance if importance.sum() > 0 else np.ones_like(importance)
-    disentanglement = _one_minus_normalised_entropy(importance.T) @ (total.sum(1) / total.sum())
-    completeness = _one_minus_normalised_entropy(importance) @ (total.sum(0) / total.sum())
-    return float(disentanglement), float(completeness)
+    per_code, per_factor = _one_minus_normalised_entropy(importance.T), _one_minus_normalised_entropy(importance)
+    disentanglement = None if per_code is None else float(per_code @ (total.sum(1) / total.sum()))
+    completeness = None if per_factor is None else float(per_factor @ (total.sum(0) / total.sum()))
+    return disentanglement, completeness
+
+
+def _dci_classifier(estimator: str, seed: int, num_trees: int):
+    if estimator == "gbt":  # disentanglement_lib's: scikit-learn's defaults (100 rounds of depth-3 trees)
+        return GradientBoostingClassifier(random_state=seed)
+    if estimator == "forest":
+        return RandomForestClassifier(num_trees, max_features=None, min_samples_leaf=2, random_state=seed)
+    raise ValueError(f"dci estimator must be one of {DCI_ESTIMATORS}, not {estimator!r}")
 
 
 def dci(codes: torch.Tensor, factors: torch.Tensor, generator: torch.Generator, num_train: int = 10_000,
-        num_test: int = 5_000, num_trees: int = 25) -> dict[str, float]:
-    """DCI as disentanglement_lib (`dci.py`), with one deviation for 2 CPU cores: importances are a random
-    forest's impurity-based feature_importances_ (num_trees bagged trees, every dimension tried at each split),
-    not those of a GradientBoostingClassifier (100 rounds x one tree per class: minutes for 40-class factors).
-    informativeness = mean test accuracy of the per-factor classifiers."""
+        num_test: int = 5_000, estimator: str = "gbt", num_trees: int = 25) -> dict[str, float | None]:
+    """DCI as disentanglement_lib (`dci.py`, its num_train / num_test): importances are the impurity-based
+    feature_importances_ of one classifier per factor, a GradientBoostingClassifier with scikit-learn's
+    defaults ("gbt", disentanglement_lib's) or, faster but not comparable with published DCI, a random forest
+    of num_trees trees trying every dimension at each split ("forest"); informativeness = mean test accuracy
+    of the per-factor classifiers."""
     x, v, x_test, v_test = _train_test(codes, factors, generator, num_train, num_test)
     importance, accuracy = np.zeros((x.shape[1], v.shape[1])), []
     for k in range(v.shape[1]):
-        forest = RandomForestClassifier(num_trees, max_features=None, min_samples_leaf=2, random_state=_seed(generator))
-        forest.fit(x, v[:, k])
-        importance[:, k] = np.abs(forest.feature_importances_)
-        accuracy.append(np.mean(forest.predict(x_test) == v_test[:, k]))
+        classifier = _dci_classifier(estimator, _seed(generator), num_trees)
+        classifier.fit(x, v[:, k])
+        importance[:, k] = np.abs(classifier.feature_importances_)
+        accuracy.append(np.mean(classifier.predict(x_test) == v_test[:, k]))
     disentanglement, completeness = dci_scores(importance)
     return {"disentanglement": disentanglement, "completeness": completeness,
             "informativeness": float(np.mean(accuracy))}
@@ -185,6 +230,7 @@ def sap_score(codes: torch.Tensor, factors: torch.Tensor, generator: torch.Gener
     """Kumar et al. (2018) SAP as disentanglement_lib's discrete version (`sap_score.py`): the test accuracy
     of a LinearSVC(C=0.01, balanced) from each single code dimension to each factor; mean over factors of
     the gap between the two best dimensions."""
+    _check_two_codes(codes.shape[1], "SAP")
     x, v, x_test, v_test = _train_test(codes, factors, generator, num_train, num_test)
     scores = np.zeros((x.shape[1], v.shape[1]))
     for j in range(x.shape[1]):
@@ -192,16 +238,39 @@ def sap_score(codes: torch.Tensor, factors: torch.Tensor, generator: torch.Gener
             classifier = LinearSVC(C=0.01, class_weight="balanced", random_state=_seed(generator))
             classifier.fit(x[:, j:j + 1], v[:, k])
             scores[j, k] = np.mean(classifier.predict(x_test[:, j:j + 1]) == v_test[:, k])
+    return _mean_gap_of_top_two(scores)
+
+
+def sap_continuous(codes: torch.Tensor, factors: torch.Tensor, generator: torch.Generator,
+                   num_train: int = 10_000) -> float:
+    """SAP as disentanglement_lib's continuous version (`sap_score.py`, continuous_factors=True) on num_train
+    random rows: the score of code dimension j for factor k is the squared correlation of the two
+    (R^2 of a linear regression of one on the other; 0 for a dimension or factor of variance <= 1e-12);
+    mean over factors of the gap between the two best dimensions."""
+    _check_two_codes(codes.shape[1], "SAP")
+    rows = torch.randperm(len(codes), generator=generator)[:num_train]
+    x, v = codes[rows].double().numpy(), factors[rows].double().numpy()
+    x, v = x - x.mean(0), v - v.mean(0)
+    variance_x, variance_v = (x * x).sum(0) / (len(x) - 1), (v * v).sum(0) / (len(v) - 1)  # np.cov's ddof 1
+    covariance = x.T @ v / (len(x) - 1)
+    defined = (variance_x[:, None] > 1e-12) & (variance_v[None] > 1e-12)
+    scores = np.where(defined, covariance ** 2 / np.where(defined, np.outer(variance_x, variance_v), 1.0), 0.0)
+    return _mean_gap_of_top_two(scores)
+
+
+def _mean_gap_of_top_two(scores: np.ndarray) -> float:
     top = np.sort(scores, axis=0)
     return float(np.mean(top[-1] - top[-2]))
 
 
 def disentanglement_metrics(mu: torch.Tensor, logvar: torch.Tensor, logits: torch.Tensor, factors: torch.Tensor,
                             factor_sizes, generator: torch.Generator, categorical_factors=(0,),
-                            method: str = "quadrature", num_samples: int = 10_000) -> dict[str, float]:
+                            method: str = "quadrature", num_samples: int = 10_000,
+                            dci_estimator: str = "gbt") -> dict:
     """Every metric of this module on one split. mig: z against the factors not in categorical_factors
     (dSprites: shape is column 0); mig_with_y: (y, z) against all factors. The other metrics use the
-    mean codes mu, as disentanglement_lib does."""
+    mean codes mu, as disentanglement_lib does. On a one-dimensional z, the metrics that need two code
+    dimensions are None, and "undefined" maps each to the reason."""
     factors = factors.long()
     if factors.shape != (len(mu), len(factor_sizes)) or (factors >= torch.tensor(factor_sizes)).any():
         raise ValueError(f"factors must be [N, {len(factor_sizes)}] classes below {tuple(factor_sizes)}")
@@ -209,17 +278,27 @@ def disentanglement_metrics(mu: torch.Tensor, logvar: torch.Tensor, logits: torc
     information_y = categorical_mutual_information(logits, factors)
     entropies = factor_entropies(factors)
     continuous = [k for k in range(factors.shape[1]) if k not in categorical_factors]
-    scores = dci(mu, factors, generator)
-    return {
-        "mig": mutual_information_gap(information_z[:, continuous], entropies[continuous]),
+    scores = dci(mu, factors, generator, estimator=dci_estimator)
+    metrics = {
         "mig_with_y": mutual_information_gap(torch.cat([information_y[None], information_z]), entropies),
-        "mig_histogram": histogram_mig(mu, factors, generator),
         "factor_vae_score": factor_vae_score(mu, factors, generator),
         "dci_disentanglement": scores["disentanglement"],
         "dci_completeness": scores["completeness"],
         "dci_informativeness": scores["informativeness"],
-        "sap": sap_score(mu, factors, generator),
     }
+    if mu.shape[1] >= 2:
+        metrics.update({
+            "mig": mutual_information_gap(information_z[:, continuous], entropies[continuous]),
+            "mig_histogram": histogram_mig(mu, factors, generator),
+            "sap": sap_score(mu, factors, generator),
+            "sap_continuous": sap_continuous(mu, factors, generator),
+        })
+    else:
+        gap = "one code dimension: no gap between the best two dimensions"
+        undefined = dict.fromkeys(("mig", "mig_histogram", "sap", "sap_continuous"), gap)
+        undefined["dci_completeness"] = "one code dimension: normalised by log(number of codes) = 0"
+        metrics.update({**dict.fromkeys(undefined), "undefined": undefined})
+    return metrics
 
 
 def per_dimension_information(mu: torch.Tensor, logvar: torch.Tensor, method: str = "quadrature",
@@ -234,9 +313,14 @@ def per_dimension_information(mu: torch.Tensor, logvar: torch.Tensor, method: st
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     mu, logvar = mu.double(), logvar.double()
     conditional = 0.5 * (est.LOG_2PI + 1.0 + logvar).mean(0)
+    information = marginal.double() - conditional
+    if method == "quadrature" and not ((information >= -BOUND_TOLERANCE)
+                                       & (information <= math.log(len(mu)) + BOUND_TOLERANCE)).all():
+        raise ValueError(f"I(x; z_k) = {information.tolist()} outside [0, log N]: the quadrature cannot resolve "
+                         "these codes")
     posterior_variance, mean_variance = logvar.exp().mean(0), mu.var(0, unbiased=False)
     return {
-        "mutual_info_xz": (marginal.double() - conditional).tolist(),
+        "mutual_info_xz": information.tolist(),
         "mean_posterior_variance": posterior_variance.tolist(),
         "variance_of_posterior_mean": mean_variance.tolist(),
         "gaussian_bound": (0.5 * torch.log1p(mean_variance / posterior_variance)).tolist(),

@@ -6,6 +6,7 @@ posterior p(z) = E_x p(z|x) is replaced by its average over the batch's encoding
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -13,10 +14,16 @@ import torch.nn.functional as F
 LOG_2PI = math.log(2.0 * math.pi)
 
 
+def _log_where_positive(p: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
+    """log_p with 0 where p = 0 (logit -inf), so that p * log_p is 0 log 0 = 0 there, and so is its gradient."""
+    return torch.where(p > 0, log_p, 0.0)
+
+
 def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """H(Cat(softmax(logits))) for each row."""
+    """H(Cat(softmax(logits))) for each row; a -inf logit is a category of probability 0 (0 log 0 = 0)."""
     log_p = F.log_softmax(logits, dim=-1)
-    return -(log_p.exp() * log_p).sum(-1)
+    p = log_p.exp()
+    return -(p * _log_where_positive(p, log_p)).sum(-1)
 
 
 def marginal_probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -25,8 +32,8 @@ def marginal_probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 def entropy_of(p: torch.Tensor) -> torch.Tensor:
-    """H(p) of a probability vector, with 0 log 0 = 0."""
-    return -torch.special.xlogy(p, p).sum(-1)
+    """H(p) of a probability vector, with 0 log 0 = 0 (and a zero gradient there, where xlogy's is infinite)."""
+    return -(p * torch.where(p > 0, p, 1.0).log()).sum(-1)
 
 
 def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -45,10 +52,11 @@ def mutual_information_xy(logits: torch.Tensor) -> torch.Tensor:
 
 
 def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    """KL(Cat(p) || Cat(q)) for each row, from logits."""
+    """KL(Cat(p) || Cat(q)) for each row, from logits; categories with p = 0 add nothing (0 log 0 = 0)."""
     log_p = F.log_softmax(p_logits, dim=-1)
     log_q = F.log_softmax(q_logits, dim=-1)
-    return (log_p.exp() * (log_p - log_q)).sum(-1)
+    p = log_p.exp()
+    return (p * _log_where_positive(p, log_p - log_q)).sum(-1)
 
 
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -166,7 +174,7 @@ def maximum_mean_discrepancy(z: torch.Tensor, prior: torch.Tensor, kind: str = "
 
 # Entropies of the 1-D aggregate posteriors q(z_k) = mean_n N(mu_nk, sigma_nk^2), of the whole split and of
 # the groups of a partition (the images sharing a factor value): MIG's H(z_k) and H(z_k | v), and I(x; z_k).
-# Two estimators of the same quantity: Chen et al. (2018)'s Monte Carlo one, and quadrature on a grid.
+# Two estimators of the same quantity: Chen et al. (2018)'s Monte Carlo one, and quadrature on lattices.
 
 
 def aggregate_entropies_sampled(mu: torch.Tensor, logvar: torch.Tensor, partitions=(), num_samples: int = 10_000,
@@ -190,45 +198,201 @@ def aggregate_entropies_sampled(mu: torch.Tensor, logvar: torch.Tensor, partitio
 
 
 def aggregate_entropies_quadrature(mu: torch.Tensor, logvar: torch.Tensor, partitions=(), points_per_sigma: float = 2.0,
-                                   tail: float = 6.0, max_grid_points: int = 2 ** 18,
-                                   chunk: int = 8192) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The same entropies as aggregate_entropies_sampled, by numerical integration of -q log q on a grid.
+                                   tail: float = 6.0, chunk: int = 2 ** 16) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The same entropies as aggregate_entropies_sampled, by numerical integration of -q log q on lattices
+    adapted to the components' sigmas (below): to ~1e-7 nats for any sigma down to about 4e-12 of max |mu|
+    (smaller ones: ValueError). Each component is evaluated within tail sigmas or more.
 
-    Per dimension, the grid spacing is the smallest sigma / points_per_sigma (coarser only if that needs more
-    than max_grid_points), and each component is evaluated within tail sigmas of its mean. One pass over
-    the components fills every density: the whole aggregate and, by scatter-adding each component into the
-    row of its label, the aggregate of every group of every partition. Results in float64."""
+    partitions as aggregate_entropies_sampled; a label value no row has gets NaN. Results in float64.
+    Memory: at most 5 kB per encoding whatever the sigmas (when no two codes overlap), under 1 kB when they
+    overlap, plus about 150 MB of chunks; see bench/mig_speed.py for dSprites."""
+    if not (torch.isfinite(mu).all() and torch.isfinite(logvar).all()):
+        raise ValueError("aggregate entropies: mu and logvar must be finite")
+    if tail * points_per_sigma < 4:  # keeps every run of lattice cells longer than an interpolation stencil
+        raise ValueError("aggregate entropies: tail * points_per_sigma must be at least 4")
     labels = [torch.zeros(mu.shape[0], dtype=torch.long)] + [p.long() for p in partitions]
     sizes = [int(p.max()) + 1 for p in labels]
-    offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
-    groups = torch.stack(labels, 1) + offsets  # [N, 1 + P]: each row's group in each partition
-    counts = torch.bincount(groups.flatten(), minlength=sum(sizes)).double()
     with torch.no_grad():
-        entropies = torch.stack([_grid_entropies(mu[:, k].double(), 0.5 * logvar[:, k].double(), groups, counts,
-                                                 points_per_sigma, tail, max_grid_points, chunk)
-                                 for k in range(mu.shape[1])], 1)  # [groups, K]
-    entropies[counts == 0] = float("nan")
-    parts = torch.split(entropies, sizes)
-    return parts[0][0], list(parts[1:])
+        columns = []  # per dimension: one [V] vector of entropies per partition
+        for k in range(mu.shape[1]):
+            order = torch.argsort(mu[:, k])
+            octaves = _octaves(mu[order, k].double(), 0.5 * logvar[order, k].double(), points_per_sigma, tail, chunk)
+            columns.append([_group_entropies(octaves, p[order], size, tail, chunk) for p, size in zip(labels, sizes)])
+    per_partition = [torch.stack([column[i] for column in columns], 1) for i in range(len(labels))]
+    return per_partition[0][0], per_partition[1:]
 
 
-def _grid_entropies(mu, log_sigma, groups, counts, points_per_sigma, tail, max_grid_points, chunk):
-    """Entropy of every group's mixture of the 1-D Gaussians N(mu_n, sigma_n^2), on one shared grid."""
-    sigma = log_sigma.exp()
-    reach = (tail * sigma.max()).item()
-    span = (mu.max() - mu.min()).item() + 2 * reach
-    step = max(sigma.min().item() / points_per_sigma, span / (max_grid_points - 5))
-    low = mu.min().item() - reach - 2 * step  # two spare cells each side absorb the rounding of windows
-    size = math.ceil(span / step) + 5
-    density = torch.zeros(counts.shape[0] * size, dtype=torch.float64)
-    order = torch.argsort(sigma)  # chunks of similar sigma share a window width
-    for start in range(0, order.shape[0], chunk):
-        rows = order[start:start + chunk]
-        m, s = mu[rows, None], sigma[rows, None]
-        half = math.ceil(tail * s.max().item() / step)
-        cells = torch.round((m - low) / step).long() + torch.arange(-half, half + 1)  # [C, W], inside the grid
-        values = torch.exp(-0.5 * ((low + step * cells - m) / s) ** 2 - log_sigma[rows, None] - 0.5 * LOG_2PI)
-        for column in groups[rows].T:  # one scatter per partition (the first is the whole split)
-            density.index_add_(0, (column[:, None] * size + cells).flatten(), values.flatten())
-    density = density.view(-1, size) / counts.clamp(min=1)[:, None]
-    return -torch.special.xlogy(density, density).sum(1) * step
+# Quadrature of H(q_v) = -integral q_v log q_v, q_v = mean_{n in group v} N(mu_n, sigma_n^2), every group at once.
+# The components of a dimension are split into octaves of sigma, [2^o s, 2^(o+1) s) with s the smallest sigma.
+# Octave o lives on a lattice of step (its smallest sigma) / points_per_sigma made only of the cells within
+# tail * (its largest sigma) of its components' means: at most 2 * half + 1 <= 4 * tail * points_per_sigma + 1
+# cells per component, however small sigma is against the span of the codes.
+# With Q_o the density of the octaves broader than or equal to o and F(Q) = -integral Q log Q, H telescopes:
+#     H = sum_o [F(Q_o) - F(Q_prev)],   Q_prev = Q_o - q_o  (the broader octaves only),
+# and each increment's integrand Q_o log Q_o - Q_prev log Q_prev vanishes away from octave o's components and
+# is smooth at octave o's scale (the broader octaves are smoother still), so the trapezoid rule on octave o's
+# lattice integrates it to spectral accuracy. Q_prev at octave o's cells is interpolated from each broader
+# octave b's own lattice, exactly: with s0 = (b's smallest sigma) / sqrt(2) and r_n^2 = sigma_n^2 - s0^2,
+#     q_b(z) = integral g_b(x) N(z; x, s0^2) dx,   g_b = sum_{n in b} w_n N(mu_n, r_n^2),
+# which the trapezoid rule on b's lattice computes to ~1e-8 relative (its integrand is at least s0 / sqrt(2)
+# wide against a step of s0 sqrt(2) / points_per_sigma).
+
+_GROUP_SHIFT = 41  # lattice keys: group << 41 | cell, one sorted int64 array for every group
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+@dataclass
+class _Octave:
+    """The components of one octave of sigma (rows of the mu-sorted input) and their densities at the lattice
+    cells (cell_n + j) * step, j = -half..half: N(mu_n, sigma_n^2) and the smoothed N(mu_n, r_n^2)."""
+    rows: torch.Tensor
+    cell: torch.Tensor
+    step: float
+    half: int
+    values: torch.Tensor  # [2 half + 1, n]
+    smoothing: float
+    smoothed: torch.Tensor | None  # [2 half + 1, n]; None for the narrowest octave, which nothing interpolates
+
+
+def _octaves(mu, log_sigma, points_per_sigma, tail, chunk) -> list[_Octave]:
+    """The octaves of a dimension's components, broad to narrow, with their window densities."""
+    octave = torch.floor((log_sigma - log_sigma.min()) / math.log(2.0)).long()
+    levels = torch.unique(octave).flip(0).tolist()
+    octaves = []
+    for o in levels:
+        rows = torch.nonzero(octave == o).squeeze(1)
+        m, sigma = mu[rows], log_sigma[rows].exp()
+        step = sigma.min().item() / points_per_sigma
+        half, smoothing = math.ceil(tail * sigma.max().item() / step), sigma.min().item() / math.sqrt(2)
+        if m.abs().max().item() / step + half >= 2 ** (_GROUP_SHIFT - 2):  # cells (and keys) must fit 41 bits
+            raise ValueError(f"aggregate entropies: sigma {sigma.min().item():.3g} is below the quadrature's "
+                             f"resolution (about 4e-12 of max |mu| = {m.abs().max().item():.3g})")
+        cell = torch.round(m / step)
+        residual = (sigma.square() - smoothing ** 2).sqrt()
+        octaves.append(_Octave(rows, cell.long(), step, half, _window_densities(m, sigma, cell, step, half, chunk),
+                               smoothing, None if o == levels[-1] else
+                               _window_densities(m, residual, cell, step, half, chunk)))
+    return octaves
+
+
+def _window_densities(mu, sigma, cell, step, half, chunk) -> torch.Tensor:
+    """[2 half + 1, N]: N((cell_n + j) * step; mu_n, sigma_n^2) for j = -half..half, in place per chunk."""
+    out = torch.empty(2 * half + 1, mu.shape[0], dtype=torch.float64)
+    window = torch.arange(-half, half + 1, dtype=torch.float64)[:, None]
+    for start in range(0, mu.shape[0], chunk):
+        part = slice(start, start + chunk)
+        s = sigma[part]
+        standardised = torch.addcmul((cell[part] * step - mu[part]) / s, window, step / s)  # (z - mu) / sigma
+        out[:, part] = standardised.square_().mul_(-0.5).exp_().div_(s * _SQRT_2PI)
+    return out
+
+
+def _group_entropies(octaves: list[_Octave], labels: torch.Tensor, groups: int, tail: float,
+                     chunk: int) -> torch.Tensor:
+    """[groups] entropies of the mixtures of the rows labelled v (NaN where none): the telescoping sum above."""
+    counts = torch.bincount(labels, minlength=groups)
+    weights = 1.0 / counts.double()  # each group's mixture weights
+    entropy = torch.zeros(groups, dtype=torch.float64)
+    broader = []
+    for octave in octaves:
+        lattice = _Lattice(octave, labels[octave.rows])
+        group = lattice.group()
+        previous = torch.zeros(group.shape[0], dtype=torch.float64)
+        for source in broader:
+            previous += source.interpolate(lattice, tail, chunk)
+        total = lattice.scatter(octave.values).mul_(weights[group]).add_(previous)
+        increment = torch.special.xlogy(total, total).sub_(torch.special.xlogy(previous, previous))
+        entropy.index_add_(0, group, increment, alpha=-octave.step)
+        if octave.smoothed is not None:
+            mass = lattice.scatter(octave.smoothed).mul_(weights[group] * octave.step)
+            broader.append(_Smoothed(lattice, mass, octave.smoothing))
+    entropy[counts == 0] = float("nan")
+    return entropy
+
+
+class _Lattice:
+    """The cells of one octave within half cells of a component of the same group: sorted int64 keys
+    (group << 41 | cell - origin), and the index of each component's first window cell."""
+
+    def __init__(self, octave: _Octave, labels: torch.Tensor):
+        self.step, self.origin = octave.step, int(octave.cell.min()) - octave.half
+        width = 2 * octave.half + 1
+        order = torch.argsort(labels, stable=True)  # group-major; cells stay ascending within a group
+        labels = labels[order]
+        start = (labels << _GROUP_SHIFT) + (octave.cell[order] - octave.half - self.origin)
+        new = torch.ones_like(start, dtype=torch.bool)
+        new[1:] = (start[1:] >= start[:-1] + width + 1) | (labels[1:] != labels[:-1])
+        interval = new.cumsum(0) - 1
+        first, last = start[new], start[torch.cat([new[1:], new[:1]])]  # each run of overlapping windows
+        lengths = last + width - first
+        offsets = lengths.cumsum(0) - lengths
+        self.first_cell = torch.empty_like(start)
+        self.first_cell[order] = offsets[interval] + (start - first[interval])
+        self.run_keys, self.run_lengths = first, lengths  # the runs of contiguous cells
+        size = int(lengths.sum())
+        self.keys = torch.repeat_interleave(first - offsets, lengths, output_size=size) + torch.arange(size)
+
+    def group(self) -> torch.Tensor:
+        return self.keys >> _GROUP_SHIFT
+
+    def positions(self, keys: torch.Tensor | None = None) -> torch.Tensor:
+        keys = self.keys if keys is None else keys
+        return ((keys & (2 ** _GROUP_SHIFT - 1)) + self.origin).double() * self.step
+
+    def holds_any(self, groups: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """Whether any cell of this lattice lies in [low, high] (positions) of the same group."""
+        cells = [(torch.round(edge / self.step).long() - self.origin).clamp_(0, 2 ** _GROUP_SHIFT - 1)
+                 for edge in (low, high)]
+        keys = [(groups << _GROUP_SHIFT) + cell for cell in cells]
+        return torch.searchsorted(self.keys, keys[0]) < torch.searchsorted(self.keys, keys[1], right=True)
+
+    def scatter(self, window_values: torch.Tensor) -> torch.Tensor:
+        """The sum over components of their [2 half + 1, n] window values, at every cell."""
+        total = torch.zeros(self.keys.shape[0], dtype=torch.float64)
+        for j, values in enumerate(window_values):
+            total[j:].index_add_(0, self.first_cell, values)  # the j-th cell of every window
+        return total
+
+
+class _Smoothed:
+    """A broader octave's density as sum_k mass_k N(z; x_k, smoothing^2) over its lattice cells x_k."""
+
+    def __init__(self, lattice: _Lattice, mass: torch.Tensor, smoothing: float):
+        self.lattice, self.mass, self.smoothing = lattice, mass, smoothing
+
+    def interpolate(self, target: _Lattice, tail: float, chunk: int) -> torch.Tensor:
+        """This density at every cell of target (group by group), from its cells within tail * smoothing;
+        only on the runs of target cells that come that close to one of its cells (the others stay 0)."""
+        source = self.lattice
+        reach = math.ceil(tail * self.smoothing / source.step)
+        run_low = target.positions(target.run_keys)
+        near = source.holds_any(target.run_keys >> _GROUP_SHIFT, run_low - (reach + 1) * source.step,
+                                run_low + (target.run_lengths - 1) * target.step + (reach + 1) * source.step)
+        cells = torch.nonzero(torch.repeat_interleave(near, target.run_lengths)).squeeze(1)
+        out = torch.zeros(target.keys.shape[0], dtype=torch.float64)
+        for start in range(0, cells.shape[0], chunk):
+            keys = target.keys[cells[start:start + chunk]]
+            out[cells[start:start + chunk]] = self._density_at(target.positions(keys), keys >> _GROUP_SHIFT, reach)
+        return out
+
+    def _density_at(self, z: torch.Tensor, groups: torch.Tensor, reach: int) -> torch.Tensor:
+        """sum_k mass_k N(z; x_k, smoothing^2) over the source cells x_k within reach cells of each z.
+
+        The 2 * reach + 1 neighbouring cells of z hold at most two runs of source cells, one from each end:
+        a run is at least 2 * half + 1 cells and half > reach (tail * points_per_sigma >= 4), so two searches
+        find them all."""
+        source, keys = self.lattice, self.lattice.keys
+        neighbours = torch.arange(2 * reach + 1)
+        first = torch.round(z / source.step).long() - reach - source.origin
+        first_key = (groups << _GROUP_SHIFT) + first
+        key = first_key[:, None] + neighbours
+        from_left = torch.searchsorted(keys, first_key)[:, None] + neighbours
+        from_right = torch.searchsorted(keys, first_key + 2 * reach, right=True)[:, None] - 2 * reach - 1 + neighbours
+        at_left = keys[from_left.clamp_(max=keys.shape[0] - 1)] == key
+        at_right = keys[from_right.clamp_(min=0)] == key
+        cell = first[:, None] + neighbours  # keys outside [0, 2^41) would belong to another group
+        hit = (at_left | at_right) & (cell >= 0) & (cell < 2 ** _GROUP_SHIFT)
+        mass = torch.where(hit, self.mass[torch.where(at_left, from_left, from_right)], 0.0)
+        x = (cell + source.origin).double() * source.step
+        kernel = torch.exp(-0.5 * ((z[:, None] - x) / self.smoothing) ** 2) / (self.smoothing * _SQRT_2PI)
+        return (mass * kernel).sum(1)

@@ -15,6 +15,9 @@ from .objectives import reconstruction_nll
 # z's drawn for the whole-split total correlation: each log q(z) is exact over all N encodings, the mean
 # over z's is a Monte Carlo estimate (standard error reported); all N z's cost O(N^2 K), days on dSprites.
 TOTAL_CORRELATION_SAMPLES = 2000
+# DCI's classifiers: disentanglement_lib's gradient boosting ("gbt"), so that DCI compares with published numbers;
+# "forest" is ~N times faster (bench/mig_speed.py) but gives other numbers.
+DCI_ESTIMATOR = "gbt"
 
 
 def clustering_accuracy(predicted, labels) -> float:
@@ -76,7 +79,8 @@ def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000, 
             factors = split.factors.cpu()
             sizes = tuple(int(size) for size in factors.max(0).values + 1)
             metrics.update(dis.disentanglement_metrics(post.mu, post.logvar, post.logits, factors, sizes,
-                                                       torch.Generator().manual_seed(seed)))
+                                                       torch.Generator().manual_seed(seed),
+                                                       dci_estimator=DCI_ESTIMATOR))
     return metrics
 
 

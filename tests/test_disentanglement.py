@@ -2,13 +2,18 @@
 synthetic codes with known answers, on small full factor grids."""
 
 import itertools
+import logging
 import math
+import resource
 
 import numpy as np
 import pytest
 import torch
 from scipy import integrate
+from scipy.special import roots_legendre, xlogy
+from scipy.stats import entropy as scipy_entropy
 from scipy.stats import norm
+from sklearn.ensemble import GradientBoostingClassifier
 
 from imae import disentanglement as dis
 from imae import estimators as est
@@ -74,6 +79,99 @@ def test_quadrature_and_sampling_agree_on_every_group():
     assert (quad_given[:, 0] < quad[0] - 0.3).all()  # knowing the label narrows dimension 0 only
 
 
+def _quadrature_entropy(mu, sigma):
+    mu, sigma = torch.as_tensor(mu, dtype=torch.float64), torch.as_tensor(sigma, dtype=torch.float64)
+    return est.aggregate_entropies_quadrature(mu[:, None], 2 * sigma.log()[:, None])[0].item()
+
+
+@pytest.mark.parametrize("span", [1.0, 10.0])
+@pytest.mark.parametrize("sigma", [1e-3, 1e-4, 1e-5, 1e-6, 1e-7])
+def test_quadrature_of_narrow_separated_components_is_their_closed_form(sigma, span):
+    # Components more than 30 of their sigmas apart do not overlap (to e^-112): the mixture's entropy is exactly
+    # mean_n [H(N(mu_n, sigma_n^2)) + log N]. sigmas vary over a factor 3 (two octaves), means over the span.
+    rng = np.random.default_rng(0)
+    n = 8
+    mu = (np.arange(n) + rng.uniform(0.4, 0.6, n)) * span / n
+    assert np.diff(mu).min() > 30 * 3 * sigma
+    sigmas = sigma * rng.uniform(1, 3, n)
+    expected = np.mean([_gaussian_entropy(s) for s in sigmas]) + math.log(n)
+    assert _quadrature_entropy(mu, sigmas) == pytest.approx(expected, abs=1e-6)
+
+
+def _reference_entropy_of_mixture(mu, sigma):
+    """-integral q log q by 20-point Gauss-Legendre between breakpoints every half sigma within 10 sigmas of
+    each mean (beyond them every component is below e^-50 of its peak), q summed over all components."""
+    edges = np.unique(np.concatenate([mu + k * sigma for k in np.arange(-10, 10.25, 0.5)]))
+    nodes, weights = roots_legendre(20)
+    low, high = edges[:-1, None], edges[1:, None]
+    x = (low + high) / 2 + (high - low) / 2 * nodes
+    q = norm.pdf(x[..., None], mu, sigma).mean(-1)
+    return -(weights * (high - low) / 2 * xlogy(q, q)).sum()
+
+
+def test_reference_integration_against_scipy_quad():
+    rng = np.random.default_rng(2)
+    mu, sigma = rng.uniform(0, 1, 5), np.exp(rng.uniform(-8, 0, 5))
+    points = np.unique(np.concatenate([mu + k * sigma for k in range(-10, 11)]))
+
+    def integrand(x):
+        q = norm.pdf(x, mu, sigma).mean()
+        return -xlogy(q, q)
+    expected = sum(integrate.quad(integrand, a, b, epsabs=1e-14)[0] for a, b in zip(points[:-1], points[1:]))
+    assert _reference_entropy_of_mixture(mu, sigma) == pytest.approx(expected, abs=1e-10)
+
+
+@pytest.mark.parametrize("span, smallest", [(1.0, 1e-4), (10.0, 1e-5), (1.0, 1e-7)])
+def test_quadrature_with_sigmas_over_four_orders_of_magnitude_in_one_dimension(span, smallest):
+    # Broad components overlap narrow ones: no closed form, so a fine Gauss-Legendre quadrature is the reference.
+    rng = np.random.default_rng(1)
+    mu = rng.uniform(0, span, 30)
+    sigma = np.exp(rng.uniform(math.log(smallest), math.log(smallest * 1e4), 30))
+    assert _quadrature_entropy(mu, sigma) == pytest.approx(_reference_entropy_of_mixture(mu, sigma), abs=1e-6)
+
+
+def test_quadrature_of_coincident_components_with_mixed_sigmas():
+    # Two values, each taken by several components of sigmas 1e-7 ... 1e-2 (exact copies of a binary factor
+    # with uneven confidence), far apart: H = log 2 + the entropy of one value's concentric mixture.
+    sigma = np.array([1e-7, 1e-5, 1e-3, 1e-2])
+    mu = np.repeat([0.0, 5.0], 4)
+    concentric = _reference_entropy_of_mixture(np.zeros(4), sigma)
+    assert _quadrature_entropy(mu, np.tile(sigma, 2)) == pytest.approx(concentric + math.log(2), abs=1e-6)
+
+
+def _kib(key):
+    return int(next(line for line in open("/proc/self/status") if line.startswith(key)).split()[1])
+
+
+def test_quadrature_memory_is_bounded_where_sigmas_span_four_orders_of_magnitude():
+    # 2,000 components, sigma from 1e-4 to 1 in one dimension, under an address-space limit 1 GiB above this
+    # process's: a grid at the smallest sigma with windows at the largest needs 4 GB at once (the estimator
+    # before the octave lattices failed here); the lattices need about 3 kB per component plus fixed chunks.
+    g = _gen(3)
+    mu = torch.rand(2000, 1, generator=g, dtype=torch.float64)
+    logvar = 2 * math.log(1e-4) * torch.rand(2000, 1, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 4, (2000,), generator=g)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, ((_kib("VmSize") + 2 ** 20) * 1024, hard))
+    try:
+        marginal, (given,) = est.aggregate_entropies_quadrature(mu, logvar, [labels])
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    # Against Chen's estimator with every row sampled: -log q(z) has sd ~1 nat here, so the mean of 2,000 has
+    # sd ~0.02 and that of a group of ~500 ~0.04: tolerances of 4 sd.
+    sampled, (sampled_given,) = est.aggregate_entropies_sampled(mu, logvar, [labels], 2000, g)
+    assert marginal.item() == pytest.approx(sampled.item(), abs=0.1)
+    torch.testing.assert_close(given, sampled_given, atol=0.16, rtol=0)
+
+
+def test_quadrature_refuses_sigmas_below_its_resolution():
+    mu = torch.tensor([[0.0], [10.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="below the quadrature's resolution"):
+        est.aggregate_entropies_quadrature(mu, torch.full_like(mu, 2 * math.log(1e-14)))
+    with pytest.raises(ValueError, match="finite"):
+        est.aggregate_entropies_quadrature(mu, torch.tensor([[0.0], [math.nan]]))
+
+
 # --- MIG -------------------------------------------------------------------------------------------------
 
 def _mig(mu, logvar, method="quadrature"):
@@ -90,6 +188,36 @@ def test_mig_of_perfect_codes_is_one(method):
     # Separated components (sigma 0.01, values 1/6 apart): I(z_j; v_j) = H(v_j); on a full grid z_i is
     # independent of v_j (i != j), so I = 0 up to estimator noise (sampling: 300 samples, sd ~ 0.05 nats).
     assert _mig(*_perfect_codes(), method) > (0.999 if method == "quadrature" else 0.9)
+
+
+FACTOR_GRID_SIZES = (3, 5, 8, 4, 6)
+FACTOR_GRID = torch.tensor(list(itertools.product(*[range(s) for s in FACTOR_GRID_SIZES])))
+
+
+@pytest.mark.parametrize("span, sigma", [(8.0, 1e-5), (1.0, 1e-6), (1.0, 1e-7), (10.0, 1e-7), (1.0, 1e-3)])
+def test_mig_of_exact_copies_of_the_factors_at_small_sigma(span, sigma):
+    # z_j = factor j scaled to the span: I(z_j; v_j) = H(v_j) and I(z_i; v_j) = 0 on the full grid, so MIG = 1
+    # (the issue's 3x5x8x4x6 grid: a fixed-size grid gave 1.087 at span 8, sigma 1e-5, and 0.015 at 1e-7).
+    mu = FACTOR_GRID.double() / (torch.tensor(FACTOR_GRID_SIZES) - 1) * span
+    information = dis.gaussian_mutual_information(mu, torch.full_like(mu, 2 * math.log(sigma)), FACTOR_GRID)
+    entropies = dis.factor_entropies(FACTOR_GRID)
+    torch.testing.assert_close(information, torch.diag(entropies), atol=1e-6, rtol=0)
+    assert dis.mutual_information_gap(information, entropies) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_mig_above_one_is_an_error_and_sampling_noise_is_clipped_with_a_warning(caplog):
+    entropies = torch.tensor([math.log(2), math.log(3)], dtype=torch.float64)
+    with pytest.raises(ValueError, match="exceed H"):
+        dis.mutual_information_gap(torch.tensor([[0.8, 0.1], [0.0, 0.0]], dtype=torch.float64), entropies)
+    with pytest.raises(ValueError, match="two or more code dimensions"):
+        dis.mutual_information_gap(torch.tensor([[0.5, 0.1]], dtype=torch.float64), entropies)
+    # Perfect codes by sampling with few samples: I(z_j; v_j) estimates scatter around H(v_j), some above.
+    mu, logvar = _perfect_codes()
+    with caplog.at_level(logging.WARNING, logger="imae.disentanglement"):
+        information = dis.gaussian_mutual_information(mu, logvar, GRID, "sampling", 300, _gen())
+    assert "clipped to H(v_k)" in caplog.text
+    assert (information <= dis.factor_entropies(GRID)).all()
+    assert 0.9 < dis.mutual_information_gap(information, dis.factor_entropies(GRID)) <= 1.0
 
 
 def test_mig_of_constant_duplicated_and_rotated_codes():
@@ -117,7 +245,7 @@ def test_categorical_mutual_information_brute_force():
 def test_mig_with_y_when_y_is_the_shape():
     mu, logvar = _perfect_codes()
     logits = 30.0 * torch.nn.functional.one_hot(GRID[:, 0], 3)
-    metrics = dis.disentanglement_metrics(mu[:, 1:], logvar[:, 1:], logits, GRID, SIZES, _gen())
+    metrics = dis.disentanglement_metrics(mu[:, 1:], logvar[:, 1:], logits, GRID, SIZES, _gen(), dci_estimator="forest")
     assert metrics["mig_with_y"] > 0.999  # y carries the shape, z the other factors: every gap is H(v_k)
     assert metrics["mig"] > 0.999
 
@@ -163,17 +291,75 @@ def test_dci_scores_of_known_importance_matrices():  # disentanglement_lib's dci
     assert dis.dci_scores(np.zeros((4, 4))) == pytest.approx((0.0, 0.0), abs=1e-7)
 
 
-def test_dci_perfect_duplicated_and_noise():
+def test_dci_forest_perfect_duplicated_and_noise():
     # Bounds as disentanglement_lib's dci_test: perfect in [0.9, 1]; duplicated codes split each factor's
     # importance between two of 10 codes: completeness 1 - log 2 / log 10 (+-0.1); noise below 0.2.
     mu, _ = _perfect_codes()
-    perfect = dis.dci(mu, GRID, _gen(), num_train=1500, num_test=1000, num_trees=10)
+    forest = {"estimator": "forest", "num_trees": 10}
+    perfect = dis.dci(mu, GRID, _gen(), num_train=1500, num_test=1000, **forest)
     assert perfect["disentanglement"] > 0.9 and perfect["completeness"] > 0.9 and perfect["informativeness"] > 0.99
-    duplicated = dis.dci(torch.cat([mu, mu], 1), GRID, _gen(), num_train=1500, num_test=1000, num_trees=10)
+    duplicated = dis.dci(torch.cat([mu, mu], 1), GRID, _gen(), num_train=1500, num_test=1000, **forest)
     assert duplicated["completeness"] == pytest.approx(1 - math.log(2) / math.log(10), abs=0.1)
-    noise = dis.dci(torch.randn(len(GRID), 5, generator=_gen(6)), GRID, _gen(), 1500, 1000, num_trees=10)
+    noise = dis.dci(torch.randn(len(GRID), 5, generator=_gen(6)), GRID, _gen(), 1500, 1000, **forest)
     assert noise["disentanglement"] < 0.2 and noise["completeness"] < 0.2
     assert noise["informativeness"] < 1.5 / min(SIZES)  # near chance for every factor, at most 1/3
+
+
+BINARY = torch.tensor(list(itertools.product(range(2), repeat=3))).repeat(50, 1)  # 400 rows, three binary factors
+
+
+def test_dci_by_default_is_disentanglement_libs_gradient_boosting():
+    # dci() against scikit-learn's GradientBoostingClassifier with its defaults, fitted here on the same rows,
+    # its importances scored by disentanglement_lib's formulas (scipy.stats.entropy; the forest's differ).
+    g = _gen(14)
+    codes = torch.cat([BINARY.double() + 0.3 * torch.randn(400, 3, generator=g, dtype=torch.float64),
+                       torch.randn(400, 1, generator=g, dtype=torch.float64)], 1)
+    got = dis.dci(codes, BINARY, _gen(15), num_train=240, num_test=160)
+    replay = _gen(15)
+    x, v, x_test, v_test = dis._train_test(codes, BINARY, replay, 240, 160)
+    importance, accuracy = np.zeros((4, 3)), []
+    for k in range(3):
+        model = GradientBoostingClassifier(random_state=dis._seed(replay)).fit(x, v[:, k])
+        importance[:, k] = model.feature_importances_
+        accuracy.append(np.mean(model.predict(x_test) == v_test[:, k]))
+    per_code = 1 - scipy_entropy(importance.T + 1e-11, base=3)
+    per_factor = 1 - scipy_entropy(importance + 1e-11, base=4)
+    expected = {"disentanglement": per_code @ importance.sum(1) / importance.sum(),
+                "completeness": per_factor @ importance.sum(0) / importance.sum(),
+                "informativeness": np.mean(accuracy)}
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("estimator", ["gbt", "forest"])
+def test_dci_of_exact_rotated_and_mixed_codes(estimator):
+    codes = BINARY.double()
+    exact = dis.dci(codes, BINARY, _gen(), 240, 160, estimator=estimator)
+    assert exact == pytest.approx({"disentanglement": 1.0, "completeness": 1.0, "informativeness": 1.0}, abs=0.01)
+    # Codes v0 + v1, v0 - v1, v2: each of v0, v1 needs both first codes, each with half the importance (by
+    # symmetry), v2 only the third: D = C = (2 (1 - log 2 / log 3) + 1) / 3, every factor still decodable.
+    rotated = torch.stack([codes[:, 0] + codes[:, 1], codes[:, 0] - codes[:, 1], codes[:, 2]], 1)
+    expected = (2 * (1 - math.log(2) / math.log(3)) + 1) / 3
+    scores = dis.dci(rotated, BINARY, _gen(), 240, 160, estimator=estimator)
+    assert scores == pytest.approx({"disentanglement": expected, "completeness": expected, "informativeness": 1.0},
+                                   abs=0.03)
+    # Every code the sum of two factors: each factor spreads over all three codes, D and C near 0.
+    mixed = dis.dci(codes @ torch.tensor([[1.0, 0, 1], [1, 1, 0], [0, 1, 1]], dtype=torch.float64), BINARY, _gen(),
+                    240, 160, estimator=estimator)
+    assert mixed["disentanglement"] < 0.2 and mixed["completeness"] < 0.2 and mixed["informativeness"] > 0.99
+    with pytest.raises(ValueError, match="estimator"):
+        dis.dci(codes, BINARY, _gen(), 240, 160, estimator="svm")
+
+
+def test_sap_continuous_against_a_hand_computed_case():
+    # Codes c0 = v0, c1 = (0, 1, 0, 2), c2 constant; factors v0 = (0, 0, 1, 1), v1 = (0, 1, 0, 1).
+    # Squared correlations: c0 with v0 1, with v1 0; c1 with v0 (0.5)^2 / (1 * 2.75) = 1/11, with v1
+    # 1.5^2 / (1 * 2.75) = 9/11 (sums of centred products and squares); c2 scores 0 (no variance).
+    # Gaps: v0 1 - 1/11, v1 9/11 - 0: SAP = 19/22.
+    factors = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]])
+    codes = torch.tensor([[0.0, 0, 5], [0, 1, 5], [1, 0, 5], [1, 2, 5]])
+    assert dis.sap_continuous(codes, factors, _gen()) == pytest.approx(19 / 22, abs=1e-12)
+    with pytest.raises(ValueError, match="two or more code dimensions"):
+        dis.sap_continuous(codes[:, :1], factors, _gen())
 
 
 def test_sap_perfect_and_noise_on_binary_factors():
@@ -223,6 +409,14 @@ def test_per_dimension_information_of_a_gaussian_aggregate():
     torch.testing.assert_close(torch.tensor(stats["variance_of_posterior_mean"], dtype=torch.float64), mu.var(0, unbiased=False))
 
 
+def test_per_dimension_information_of_separated_codes_at_tiny_sigma():
+    # 1000 distinct means 0.01 apart (span 10), sigma 1e-7: the aggregate is 1000 separated spikes, so
+    # I(x; z_k) = H(z_k) - H(z_k | x) = log 1000 exactly (a fixed-size grid gave nonsense here).
+    mu = torch.linspace(0, 10, 1000, dtype=torch.float64)[torch.randperm(1000, generator=_gen())][:, None]
+    stats = dis.per_dimension_information(mu, torch.full_like(mu, 2 * math.log(1e-7)))
+    assert stats["mutual_info_xz"][0] == pytest.approx(math.log(1000), abs=1e-6)
+
+
 # --- the entry function ------------------------------------------------------------------------------------
 
 def test_disentanglement_metrics_deterministic_and_keys():
@@ -233,9 +427,23 @@ def test_disentanglement_metrics_deterministic_and_keys():
     logits = torch.randn(len(grid), 3, generator=_gen(12))
     first = dis.disentanglement_metrics(mu, logvar, logits, grid, sizes, _gen(13))
     assert set(first) == {"mig", "mig_with_y", "mig_histogram", "factor_vae_score", "dci_disentanglement",
-                          "dci_completeness", "dci_informativeness", "sap"}
+                          "dci_completeness", "dci_informativeness", "sap", "sap_continuous"}
     assert first == dis.disentanglement_metrics(mu, logvar, logits, grid, sizes, _gen(13))
     with pytest.raises(ValueError, match="factors"):
         dis.disentanglement_metrics(mu, logvar, logits, grid[:, :2], sizes, _gen())
     with pytest.raises(ValueError, match="method"):
         dis.gaussian_mutual_information(mu, logvar, grid, "histogram")
+
+
+def test_disentanglement_metrics_of_a_one_dimensional_code_are_null_with_reasons():
+    sizes = (3, 6, 4)
+    grid = torch.tensor(list(itertools.product(*[range(s) for s in sizes]))).repeat(10, 1)
+    mu = grid[:, 1:2].double() + 0.1 * torch.randn(len(grid), 1, generator=_gen(16), dtype=torch.float64)
+    metrics = dis.disentanglement_metrics(mu, torch.full_like(mu, -4.0), torch.randn(len(grid), 3, generator=_gen()),
+                                          grid, sizes, _gen(), dci_estimator="forest")
+    undefined = {"mig", "mig_histogram", "sap", "sap_continuous", "dci_completeness"}
+    assert set(metrics["undefined"]) == undefined and all(metrics[key] is None for key in undefined)
+    assert all("one code dimension" in reason for reason in metrics["undefined"].values())
+    for key in ("mig_with_y", "factor_vae_score", "dci_disentanglement", "dci_informativeness"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+

@@ -44,6 +44,26 @@ def test_mutual_information_extremes():
     assert est.mutual_information_xy(collapsed).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_entropies_at_minus_infinite_logits_take_0_log_0_as_0():
+    # One-hot p(y|x) given as -inf logits (log-probabilities), and a row with one impossible category.
+    inf = math.inf
+    logits = torch.tensor([[0.0, -inf, -inf], [-inf, 0.0, -inf], [-inf, -inf, 0.0],
+                           [math.log(0.25), math.log(0.75), -inf]], requires_grad=True)
+    p = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.25, 0.75, 0]])
+
+    def entropy(q):
+        return -sum(x * math.log(x) for x in q if x > 0)
+    conditional = np.mean([entropy(row) for row in p])
+    information = est.mutual_information_xy(logits)
+    assert information.item() == pytest.approx(entropy(p.mean(0)) - conditional, rel=1e-12)
+    assert est.conditional_entropy(logits).item() == pytest.approx(conditional, rel=1e-12)
+    information.backward()
+    assert torch.isfinite(logits.grad).all()
+    reference = torch.tensor([[0.0, 1.0, 2.0]]).repeat(4, 1)
+    expected_kl = [sum(x * math.log(x / y) for x, y in zip(row, _probs(reference.numpy())[0]) if x > 0) for row in p]
+    np.testing.assert_allclose(est.categorical_kl(logits.detach(), reference).numpy(), expected_kl, rtol=1e-12)
+
+
 def test_categorical_kl_brute_force():
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(3, 6)), rng.normal(size=(3, 6))
