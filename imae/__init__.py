@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 # scikit-learn style estimators (imae/estimator.py), imported on first use so that `imae --help`
 # does not pay for torch and scikit-learn.
-__all__ = ["IMAE", "BetaVAE", "InfoVAE", "JointVAE"]
+__all__ = ["IMAE", "BetaVAE", "InfoVAE", "JointVAE", "IMSAT"]
 
 
 def __getattr__(name):

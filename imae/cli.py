@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .config import (ARCHITECTURES, DATASETS, DEVICES, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS, RECIPES,
-                     TrainConfig, is_data_path)
+                     TRAIN_SPLITS, TrainConfig, is_data_path)
 from .errors import ImaeError
 
 DEFAULTS = TrainConfig()
@@ -31,8 +31,12 @@ def _train_parser(sub) -> None:
     g.add_argument("--out", type=Path, help="run directory (default runs/DATASET-MODEL-beta-B-seed-S)")
     g.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     g.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    g.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    g.add_argument("--epochs", type=int, help="default 20 (imsat: 50)")
     g.add_argument("--train-subset", type=int, metavar="N", help="train on N training images chosen at random (by the seed)")
+    g.add_argument("--train-split", choices=TRAIN_SPLITS, default=DEFAULTS.train_split,
+                   help="train: the training images (default); all: the test images too, as IMSAT did: the test "
+                        "metrics are then not held out (metrics.json: test_images_trained_on). The validation "
+                        "split is held out of the training images either way")
     g.add_argument("--validation-size", type=int, default=DEFAULTS.validation_size, metavar="N",
                    help="hold N training images out of training as a validation split (chosen by "
                         "--validation-seed); validation metrics go beside the test metrics. Choose settings "
@@ -44,14 +48,26 @@ def _train_parser(sub) -> None:
     m.add_argument("--recipe", choices=tuple(RECIPES), default=DEFAULTS.recipe,
                    help="paper: eq (10)-(11) with unit weights and Appendix G's optimisers; tuned (default): "
                         "ours, chosen on a validation split (README, Recipes). It fills the weights, the "
-                        "optimiser, lr and lr decay; an option given explicitly wins")
-    m.add_argument("--model", choices=MODELS, default=DEFAULTS.model)
-    m.add_argument("--continuous-dim", type=int, default=DEFAULTS.continuous_dim, help="K1, Gaussian code dimensions")
+                        "optimiser, lr and lr decay; an option given explicitly wins, and imsat's own recipe "
+                        "wins over both")
+    m.add_argument("--model", choices=MODELS, default=DEFAULTS.model,
+                   help="imae (default), its baselines beta-vae, info-vae, joint-vae, or imsat: IMSAT (Hu et al. "
+                        "2017), p(y|x) alone, no decoder and no z, with its published recipe as its defaults "
+                        "(README); options given explicitly win")
+    m.add_argument("--continuous-dim", type=int, help="K1, Gaussian code dimensions (default 10; imsat: 0, no z)")
     m.add_argument("--categories", type=int, help="K2, categories of y (default 3 on dsprites, else 10)")
     m.add_argument("--architecture", choices=ARCHITECTURES,
                    help="mlp: Appendix G's MNIST network (default); mlp-large: its dSprites network (default on "
-                        "dsprites); conv: JointVAE's 4x4 stride-2 convolutions, for 32x32 and 64x64 images")
-    m.add_argument("--beta", type=float, default=DEFAULTS.beta, help="weight of L(y) and L(z), eq (10)")
+                        "dsprites); mlp-imsat: IMSAT's encoder 1200-1200 with batch norm (default for imsat; "
+                        "Appendix G's MNIST decoder); conv: JointVAE's 4x4 stride-2 convolutions, for 32x32 and "
+                        "64x64 images")
+    m.add_argument("--hidden-init-scale", type=float, metavar="S",
+                   help="initial weights of the encoder's hidden layers N(0, S^2 / fan_in), biases 0 (imsat: 0.1; "
+                        "default: PyTorch's initialisation)")
+    m.add_argument("--output-init-scale", type=float, metavar="S",
+                   help="the same for the encoder's output layer; tiny S starts p(y|x) near uniform (imsat: 1e-4; "
+                        "default: PyTorch's)")
+    m.add_argument("--beta", type=float, help="weight of L(y) and L(z), eq (10) (default 5; imsat: 0.1)")
     m.add_argument("--gamma", type=float, help="weight of the total correlation (default 2 * beta)")
     m.add_argument("--reconstruction-weight", type=float,
                    help="weight of the reconstruction term (paper 1, tuned 0.1)")
@@ -71,12 +87,16 @@ def _train_parser(sub) -> None:
     v.add_argument("--no-vat", dest="vat", action="store_false", help="switch VAT off")
     v.add_argument("--vat-weight", type=float,
                    help="weight of VAT relative to beta, inside L(y) for IMAE (paper 1, tuned 10)")
-    v.add_argument("--vat-eps", type=float, default=DEFAULTS.vat_eps, help="adversarial radius (L2, pixels in [0,1])")
+    v.add_argument("--vat-eps", type=float, help="adversarial radius (L2, pixels in [0,1]; default 1; imsat: 0.25, "
+                                                 "a factor of the neighbour distance)")
     v.add_argument("--vat-eps-neighbours", type=int, metavar="K",
                    help="per-sample radius: vat-eps x the distance to the K-th nearest training image "
-                        "(IMSAT: --vat-eps 0.25 --vat-eps-neighbours 10)")
-    v.add_argument("--vat-xi", type=float, default=DEFAULTS.vat_xi,
-                   help="finite-difference step of the power iteration")
+                        "(IMSAT: --vat-eps 0.25 --vat-eps-neighbours 10, imsat's default); 0: the fixed vat-eps")
+    v.add_argument("--vat-xi", type=float,
+                   help="finite-difference step of the power iteration (default 1; imsat: 5, IMSAT's 10 on [-1, 1])")
+    v.add_argument("--augment-consistency", type=float, default=DEFAULTS.augment_consistency, metavar="W",
+                   help="weight (relative to beta, like --vat-weight) of KL(p(y|x) || p(y|T(x))) for a small random "
+                        "affine transform T of each image (default 0: off)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--optimizer", choices=OPTIMIZERS,
                    help="paper: sgd (adam on dsprites); tuned: adam")
@@ -84,7 +104,13 @@ def _train_parser(sub) -> None:
     o.add_argument("--momentum", type=float, default=DEFAULTS.momentum, help="sgd's momentum")
     o.add_argument("--lr-decay", type=float,
                    help="learning-rate factor per epoch (0.98; paper on dsprites: 1, no decay)")
-    o.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    o.add_argument("--batch-size", type=int, help="default 256 (imsat: 250)")
+    o.add_argument("--restarts", type=int, default=DEFAULTS.restarts, metavar="N",
+                   help="train N initialisations for --restart-epochs epochs each and continue the one of highest "
+                        "I(x;y) on the training images (no labels); every candidate's score goes to restarts.json "
+                        "and metrics.json (default 1: no restarts)")
+    o.add_argument("--restart-epochs", type=int, default=DEFAULTS.restart_epochs, metavar="E",
+                   help=f"epochs each restart candidate trains before the choice (default {DEFAULTS.restart_epochs})")
 
 
 def _config_from(args) -> TrainConfig:

@@ -11,17 +11,24 @@ from pathlib import Path
 from .errors import ConfigError
 
 DATASETS = ("mnist", "fashion-mnist", "dsprites")
-MODELS = ("imae", "beta-vae", "info-vae", "joint-vae")
-ARCHITECTURES = ("mlp", "mlp-large", "conv")
+# The paper's four models: an encoder p(y, z | x) and a decoder q(x | y, z). IMSAT (Hu et al. 2017) has
+# only the encoder to p(y|x): no z, no decoder (imae/objectives.py, IMSATObjective).
+AUTOENCODERS = ("imae", "beta-vae", "info-vae", "joint-vae")
+MODELS = AUTOENCODERS + ("imsat",)
+ARCHITECTURES = ("mlp", "mlp-large", "mlp-imsat", "conv")
+TRAIN_SPLITS = ("train", "all")
 DEVICES = ("auto", "cpu", "cuda")
 INFOVAE_DIVERGENCES = ("kl", "mmd-rbf", "mmd-imq")
 # JointVAE's published schedules (Dupont 2018): (C_y target, C_z target, iterations to reach them);
 # a user's own data gets MNIST's.
 JOINTVAE_CAPACITIES = {"mnist": (5.0, 5.0, 25_000), "fashion-mnist": (10.0, 5.0, 50_000),
                        "dsprites": (1.1, 40.0, 300_000)}
+# Settings left unset (None) are filled from layers, the first that has them winning: the model's
+# (MODEL_DEFAULTS), the recipe's for the data set, the recipe's, the data set's, the generic ones.
 # Appendix G: K2 = 3 and the larger MLP on dSprites; K2 = 10 and the smaller MLP elsewhere.
+GENERIC_DEFAULTS = {"categories": 10, "architecture": "mlp", "continuous_dim": 10, "beta": 5.0, "vat_eps": 1.0,
+                    "vat_xi": 1.0, "batch_size": 256, "epochs": 20}
 DATASET_DEFAULTS = {"dsprites": {"categories": 3, "architecture": "mlp-large"}}
-GENERIC_DEFAULTS = {"categories": 10, "architecture": "mlp"}
 OPTIMIZERS = ("sgd", "adam")
 # Two named recipes fill the settings a user leaves unset (README, "Recipes"). `paper` is eq (10)-(11) as
 # written (unit weights) with Appendix G's optimisers; `tuned` is ours: IMSAT's relative weights of H(y) and
@@ -34,6 +41,18 @@ RECIPES = {
 }
 # Appendix G: "dSprites: We use Adam to train all models. The learning rate is set as 1e-3" (no decay stated).
 RECIPE_DATASET_DEFAULTS = {("paper", "dsprites"): {"optimizer": "adam", "lr": 1e-3, "lr_decay": 1.0}}
+# IMSAT's published MNIST recipe (Hu et al. 2017, and the authors' chainer code, weihua916/imsat), whatever the
+# recipe: VAT + 0.1 (H(y|x) - 4 H(y)) is -beta L(y) with beta 0.1, w_H 4, w_vat 10 (IMSATObjective); xi 10 on
+# their [-1, 1] inputs is 5 on ours in [0, 1] (a perturbation halves with the input range), the radius 0.25 x the
+# distance to the 10th neighbour is scale-free, and the first layer's batch norm makes the network itself blind
+# to the affine change of input range; 784-1200-1200-10 with batch norm; hidden weights N(0, 0.1^2 / fan_in) and
+# output weights N(0, 1e-4^2 / fan_in) (chainer's wscale); Adam 2e-3 without decay, batches of 250, 50 epochs.
+MODEL_DEFAULTS = {
+    "imsat": {"continuous_dim": 0, "architecture": "mlp-imsat", "beta": 0.1, "marginal_entropy_weight": 4.0,
+              "vat_weight": 10.0, "reconstruction_weight": 0.0, "vat_xi": 5.0, "vat_eps": 0.25,
+              "vat_eps_neighbours": 10, "hidden_init_scale": 0.1, "output_init_scale": 1e-4, "optimizer": "adam",
+              "lr": 2e-3, "lr_decay": 1.0, "batch_size": 250, "epochs": 50},
+}
 
 
 @dataclass
@@ -44,24 +63,33 @@ class TrainConfig:
     data_dir: str | None = None
     image_size: int | None = None  # own data: resize images to image_size x image_size
     model: str = "imae"
-    # Code shape: K1 Gaussian dimensions, one K2-way categorical (None: the data set's default).
-    continuous_dim: int = 10
+    # Code shape: K1 Gaussian dimensions (0 for imsat, which has no z), one K2-way categorical.
+    # None here and below: filled from the layered defaults (GENERIC_DEFAULTS ... MODEL_DEFAULTS).
+    continuous_dim: int | None = None
     categories: int | None = None
-    architecture: str | None = None  # mlp | mlp-large | conv (None: the data set's default)
-    # The recipe fills every setting below that is None (RECIPES): "paper" or "tuned".
+    architecture: str | None = None  # mlp | mlp-large | mlp-imsat | conv
+    # Initial weights of the encoder's hidden layers and of its output layer: N(0, scale^2 / fan_in), biases 0
+    # (chainer's wscale; IMSAT: 0.1 and 1e-4, so p(y|x) starts near uniform). None: PyTorch's default.
+    hidden_init_scale: float | None = None
+    output_init_scale: float | None = None
+    # The recipe fills the settings below that it lists and that are None (RECIPES): "paper" or "tuned";
+    # a model's own defaults (MODEL_DEFAULTS: imsat's recipe) win over it.
     recipe: str = "tuned"
     # Objective weights, eq (10): recon + beta*L(y) + beta*L(z) - gamma*TC. The three w_* weights
     # are 1 in the paper (recipe "paper"); recipe "tuned" chose them on a validation split (README).
-    beta: float = 5.0
+    beta: float | None = None  # 5 (imsat: 0.1)
     gamma: float | None = None  # None means 2 * beta, the paper's rule
     reconstruction_weight: float | None = None
     marginal_entropy_weight: float | None = None  # weight of H(y) against H(y|x) in I(x;y), eq (7)
     # Virtual adversarial training on p(y|x), eq (11).
     vat: bool = True
     vat_weight: float | None = None
-    vat_eps: float = 1.0
-    vat_eps_neighbours: int | None = None  # if set: radius = vat_eps x distance to the k-th neighbour (IMSAT)
-    vat_xi: float = 1.0
+    vat_eps: float | None = None  # 1 (imsat: 0.25)
+    # If set (not 0): radius = vat_eps x distance to the k-th nearest training image (IMSAT: 10); 0: vat_eps.
+    vat_eps_neighbours: int | None = None
+    vat_xi: float | None = None  # 1 (imsat: 5)
+    # Consistency of p(y|x) under small random affine transforms of the image, weighted like VAT (0: off).
+    augment_consistency: float = 0.0
     temperature: float = 0.67
     # Baselines (section 3 of METHOD.md): InfoVAE's divergence on p(z); JointVAE's capacities,
     # raised linearly from 0 to the target over capacity_iterations (None: data set default).
@@ -75,10 +103,16 @@ class TrainConfig:
     lr: float | None = None
     momentum: float = 0.9
     lr_decay: float | None = None
-    batch_size: int = 256
-    epochs: int = 20
+    batch_size: int | None = None  # 256 (imsat: 250)
+    epochs: int | None = None  # 20 (imsat: 50)
     seed: int = 0
+    # Restarts: train `restarts` initialisations for restart_epochs epochs each, continue the one of highest
+    # I(x;y) on the training images (no labels). 1: a single initialisation, no restarts.
+    restarts: int = 1
+    restart_epochs: int = 5
     train_subset: int | None = None  # train on N training images chosen at random by the seed (quick looks)
+    # "all": train on the test images too (IMSAT's protocol); the test metrics are then not held out.
+    train_split: str = "train"
     # Held out of the training split before anything else, chosen by validation_seed (not the run's seed, so
     # every run of a comparison is scored on the same images): settings are chosen on it, never on test.
     validation_size: int = 0
@@ -90,6 +124,10 @@ class TrainConfig:
     def gamma_value(self) -> float:
         return 2.0 * self.beta if self.gamma is None else self.gamma
 
+    @property
+    def has_decoder(self) -> bool:
+        return self.model in AUTOENCODERS
+
     def validate(self) -> "TrainConfig":
         """Check every setting; fill the data-set-dependent defaults so the saved config is complete."""
         if not isinstance(self.dataset, str) or not (self.dataset in DATASETS or is_data_path(self.dataset)):
@@ -99,12 +137,14 @@ class TrainConfig:
         _choice("infovae_divergence", self.infovae_divergence, INFOVAE_DIVERGENCES)
         _choice("device", self.device, DEVICES)
         _choice("recipe", self.recipe, tuple(RECIPES))
-        defaults = {**DATASET_DEFAULTS.get(self.dataset, GENERIC_DEFAULTS), **RECIPES[self.recipe],
-                    **RECIPE_DATASET_DEFAULTS.get((self.recipe, self.dataset), {})}
+        defaults = {**GENERIC_DEFAULTS, **DATASET_DEFAULTS.get(self.dataset, {}), **RECIPES[self.recipe],
+                    **RECIPE_DATASET_DEFAULTS.get((self.recipe, self.dataset), {}),
+                    **MODEL_DEFAULTS.get(self.model, {})}
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         _choice("architecture", self.architecture, ARCHITECTURES)
+        _choice("train_split", self.train_split, TRAIN_SPLITS)
         if self.image_size is not None:
             _integer_at_least("image_size", self.image_size, 4)
         if self.model == "joint-vae":
@@ -117,21 +157,33 @@ class TrainConfig:
             _integer_at_least("capacity_iterations", self.capacity_iterations, 1)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("beta", "reconstruction_weight", "marginal_entropy_weight", "vat_weight",
-                     "vat_eps", "momentum"):
+                     "vat_eps", "momentum", "augment_consistency"):
             _at_least(name, getattr(self, name), 0.0)
         if self.gamma is not None:
             _at_least("gamma", self.gamma, 0.0)
+        for name in ("hidden_init_scale", "output_init_scale"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
         for name in ("vat_xi", "temperature", "lr"):
             _positive(name, getattr(self, name))
         if not 0.0 < self.lr_decay <= 1.0:
             raise ConfigError(f"option lr_decay: expected a number in (0, 1], got {self.lr_decay}")
-        _integer_at_least("continuous_dim", self.continuous_dim, 1)
+        if self.model in AUTOENCODERS:
+            _integer_at_least("continuous_dim", self.continuous_dim, 1)
+        elif self.continuous_dim != 0 or isinstance(self.continuous_dim, bool):
+            raise ConfigError(f"option continuous_dim: {self.model} has no continuous code z; expected 0, "
+                              f"got {self.continuous_dim!r}")
         _integer_at_least("categories", self.categories, 2)
         _integer_at_least("batch_size", self.batch_size, 2)
         _integer_at_least("epochs", self.epochs, 1)
         _integer_at_least("eval_batch_size", self.eval_batch_size, 1)
         if self.vat_eps_neighbours is not None:
-            _integer_at_least("vat_eps_neighbours", self.vat_eps_neighbours, 1)
+            _integer_at_least("vat_eps_neighbours", self.vat_eps_neighbours, 0)
+        _integer_at_least("restarts", self.restarts, 1)
+        _integer_at_least("restart_epochs", self.restart_epochs, 1)
+        if self.restarts > 1 and self.restart_epochs > self.epochs:
+            raise ConfigError(f"option restart_epochs: {self.restart_epochs} is more than the run's "
+                              f"{self.epochs} epochs")
         if self.train_subset is not None:
             _integer_at_least("train_subset", self.train_subset, 2)
         _integer_at_least("validation_size", self.validation_size, 0)

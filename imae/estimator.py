@@ -15,8 +15,9 @@ project's image format. A 2-D X is one row of D pixels per sample (the MLPs); th
 networks (architecture="conv") need square 32x32 or 64x64 images [N, H, W] or [N, C, H, W].
 
 Every constructor parameter is a TrainConfig field of the same name and default (random_state is
-the seed); infovae_divergence only acts in InfoVAE and the capacities only in JointVAE, as on the
-command line."""
+the seed); None leaves the setting to the layered defaults (the model's, e.g. IMSAT's recipe, the
+recipe's, the generic ones), as on the command line. infovae_divergence only acts in InfoVAE and the
+capacities only in JointVAE. IMSAT has no decoder and no z: its transform is p(y|x)."""
 
 from __future__ import annotations
 
@@ -29,12 +30,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import estimators as est
-from .config import GENERIC_DEFAULTS, TrainConfig
+from .config import TrainConfig
 from .data.batches import ImageSet
 from .errors import CheckpointError, DataError
 from .metrics import encode, evaluate
 from .runs import atomic_write
-from .training import build_model, fit, hold_out, new_training_state, resolve_device, validation_metrics
+from .training import (build_model, choose_restart, fit, hold_out, new_training_state, per_sample_vat_radius,
+                       resolve_device, validation_metrics)
 
 _DEFAULTS = TrainConfig()
 # TrainConfig needs a data set; the array passed to fit is the user's own data (generic defaults).
@@ -51,23 +53,28 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
 
     model_name = "imae"
 
-    def __init__(self, continuous_dim=_DEFAULTS.continuous_dim, categories=GENERIC_DEFAULTS["categories"],
-                 architecture=GENERIC_DEFAULTS["architecture"], recipe=_DEFAULTS.recipe, beta=_DEFAULTS.beta,
+    def __init__(self, continuous_dim=_DEFAULTS.continuous_dim, categories=_DEFAULTS.categories,
+                 architecture=_DEFAULTS.architecture, hidden_init_scale=_DEFAULTS.hidden_init_scale,
+                 output_init_scale=_DEFAULTS.output_init_scale, recipe=_DEFAULTS.recipe, beta=_DEFAULTS.beta,
                  gamma=_DEFAULTS.gamma,
                  reconstruction_weight=_DEFAULTS.reconstruction_weight,
                  marginal_entropy_weight=_DEFAULTS.marginal_entropy_weight, vat=_DEFAULTS.vat,
                  vat_weight=_DEFAULTS.vat_weight, vat_eps=_DEFAULTS.vat_eps,
                  vat_eps_neighbours=_DEFAULTS.vat_eps_neighbours, vat_xi=_DEFAULTS.vat_xi,
-                 temperature=_DEFAULTS.temperature, infovae_divergence=_DEFAULTS.infovae_divergence,
+                 augment_consistency=_DEFAULTS.augment_consistency, temperature=_DEFAULTS.temperature,
+                 infovae_divergence=_DEFAULTS.infovae_divergence,
                  capacity_y=_DEFAULTS.capacity_y, capacity_z=_DEFAULTS.capacity_z,
                  capacity_iterations=_DEFAULTS.capacity_iterations, optimizer=_DEFAULTS.optimizer, lr=_DEFAULTS.lr,
                  momentum=_DEFAULTS.momentum, lr_decay=_DEFAULTS.lr_decay, batch_size=_DEFAULTS.batch_size,
-                 epochs=_DEFAULTS.epochs, validation_size=_DEFAULTS.validation_size,
+                 epochs=_DEFAULTS.epochs, restarts=_DEFAULTS.restarts, restart_epochs=_DEFAULTS.restart_epochs,
+                 validation_size=_DEFAULTS.validation_size,
                  validation_seed=_DEFAULTS.validation_seed, device=_DEFAULTS.device, random_state=_DEFAULTS.seed,
                  verbose=False):
         self.continuous_dim = continuous_dim
         self.categories = categories
         self.architecture = architecture
+        self.hidden_init_scale = hidden_init_scale
+        self.output_init_scale = output_init_scale
         self.recipe = recipe
         self.beta = beta
         self.gamma = gamma
@@ -78,6 +85,7 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
         self.vat_eps = vat_eps
         self.vat_eps_neighbours = vat_eps_neighbours
         self.vat_xi = vat_xi
+        self.augment_consistency = augment_consistency
         self.temperature = temperature
         self.infovae_divergence = infovae_divergence
         self.capacity_y = capacity_y
@@ -89,6 +97,8 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
         self.lr_decay = lr_decay
         self.batch_size = batch_size
         self.epochs = epochs
+        self.restarts = restarts
+        self.restart_epochs = restart_epochs
         self.validation_size = validation_size
         self.validation_seed = validation_seed
         self.device = device
@@ -117,10 +127,16 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
                 raise InputError(f"validation_size: {self.config_.validation_size} of {len(train)} samples of X "
                                  f"leaves fewer than 2 to train on")
             train, validation = hold_out(train, self.config_.validation_size, self.config_.validation_seed)
-        state = new_training_state(self.config_, self.sample_shape_ if len(self.sample_shape_) > 1
-                                   else (1,) + self.sample_shape_)
+        input_shape = self.sample_shape_ if len(self.sample_shape_) > 1 else (1,) + self.sample_shape_
         self.history_ = []
-        fit(self.config_, state, train, progress=bool(self.verbose), on_epoch=self._log)
+        start_epoch, radius = 1, per_sample_vat_radius(self.config_, train)
+        if self.config_.restarts > 1:  # restarts_: every candidate's I(x;y) on X and the one continued
+            state, self.restarts_ = choose_restart(self.config_, train, input_shape, radius, bool(self.verbose),
+                                                   log=print if self.verbose else lambda line: None)
+            start_epoch = self.config_.restart_epochs + 1
+        else:
+            state = new_training_state(self.config_, input_shape)
+        fit(self.config_, state, train, start_epoch, bool(self.verbose), self._log, radius)
         self.model_ = state.model.eval()
         self.labels_ = self._predict_images(images)
         if validation is not None:
@@ -139,7 +155,7 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
         self.history_.append(train_terms)
         if self.verbose:
             terms = " ".join(f"{name}={value:.3f}" for name, value in train_terms.items())
-            print(f"epoch {epoch}/{self.epochs} [{seconds:.1f}s] {terms}")
+            print(f"epoch {epoch}/{self.config_.epochs} [{seconds:.1f}s] {terms}")
 
     def _images(self, X, reset: bool) -> torch.Tensor:
         """X as uint8 images on the model's device (see the module docstring for the scaling)."""
@@ -184,13 +200,14 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
         probabilities [N, categories]): the decoder's pixel means, in X's units and sample shape."""
         check_is_fitted(self)
         device = next(self.model_.parameters()).device
+        continuous_dim, categories = self.config_.continuous_dim, self.config_.categories
         z = torch.as_tensor(check_array(z, dtype=np.float32), device=device)
         y = np.asarray(y)
         if y.ndim == 1:
-            y = np.eye(self.categories, dtype=np.float32)[check_array(y[:, None], dtype=np.int64)[:, 0]]
+            y = np.eye(categories, dtype=np.float32)[check_array(y[:, None], dtype=np.int64)[:, 0]]
         y = torch.as_tensor(check_array(y, dtype=np.float32), device=device)
-        if z.shape[1] != self.continuous_dim or y.shape != (z.shape[0], self.categories):
-            raise InputError(f"decode: expected z [N, {self.continuous_dim}] and y [N] or [N, {self.categories}], "
+        if z.shape[1] != continuous_dim or y.shape != (z.shape[0], categories):
+            raise InputError(f"decode: expected z [N, {continuous_dim}] and y [N] or [N, {categories}], "
                              f"got {tuple(z.shape)} and {tuple(y.shape)}")
         with torch.no_grad():
             pixels = torch.sigmoid(self.model_.decoder(z, y)).cpu().numpy()
@@ -201,7 +218,7 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
 
     def evaluate(self, X, y=None) -> dict[str, float]:
         """The project's metrics on X: I(x;y) and its entropies, the reconstruction error (nats per
-        image), and with labels y the unsupervised accuracy (Hungarian matching)."""
+        image; not for IMSAT), and with labels y the unsupervised accuracy (Hungarian matching)."""
         check_is_fitted(self)
         labels = None if y is None else torch.as_tensor(np.asarray(y, dtype=np.int64))
         return evaluate(self.model_, ImageSet(self._images(X, reset=False), labels), self.config_.eval_batch_size)
@@ -283,4 +300,18 @@ class JointVAE(HybridCodeEstimator):
     model_name = "joint-vae"
 
 
-ESTIMATORS = {kind.__name__: kind for kind in (IMAE, BetaVAE, InfoVAE, JointVAE)}
+class IMSAT(HybridCodeEstimator):
+    """IMSAT (Hu et al. 2017): p(y|x) alone by I(x;y) and VAT, no decoder and no z; its published recipe
+    is the default (config.MODEL_DEFAULTS). transform gives p(y|x); there is nothing to decode."""
+
+    model_name = "imsat"
+
+    def transform(self, X) -> np.ndarray:
+        """The code of IMSAT: p(y|x) for each image, float32 [N, categories] (as predict_proba)."""
+        return self.predict_proba(X)
+
+    def decode(self, z, y) -> np.ndarray:
+        raise NotImplementedError("IMSAT has no decoder: it learns p(y|x) only")
+
+
+ESTIMATORS = {kind.__name__: kind for kind in (IMAE, BetaVAE, InfoVAE, JointVAE, IMSAT)}

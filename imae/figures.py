@@ -1,7 +1,9 @@
 """The paper's data figures, drawn from a study's results table (METHOD.md section 6):
 Fig. 3 (tracked quantities against beta), Fig. 5 and 7 (MIG on dSprites, without and with y),
 Fig. 6 (VAT ablation), Fig. 8 (JointVAE capacity targets); and `write_figures`, which also
-draws the model pictures of Fig. 2 and 4 (imae.pictures).
+draws the model pictures of Fig. 2 and 4 (imae.pictures) and a confusion matrix per labelled run.
+The paper's figures compare its four models; IMSAT runs (no decoder, no z) appear only in their
+confusion matrices.
 
 Curves are the mean over seeds at each beta, shaded with the 80% confidence interval of that mean
 (Student t, imae.plots.mean_interval), as the paper's "80% confidence intervals".
@@ -13,10 +15,11 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
-from . import pictures
-from .config import JOINTVAE_CAPACITIES, MODELS
+from . import pictures, runs
+from .config import AUTOENCODERS, JOINTVAE_CAPACITIES
 from .errors import ImaeError
 from .plots import BAND, MODEL_COLOURS, MODEL_LABELS, Log, caption, finite, note_missing, save, seed_band
 from .results import results_table
@@ -28,6 +31,7 @@ BETA_GAMMA = r"$\beta$ ($\gamma$ for IMAE)"
 # (metric key, axis label, sign): the paper plots the negative reconstruction error.
 RECONSTRUCTION = ("reconstruction_error", "-Reconstruction error", -1)
 TOTAL_CORRELATION = ("total_correlation", "Total correlation", 1)
+CONFUSION_PREFIX = "confusion "  # a run's confusion matrix job: this prefix, then the run's path below the study
 TRACKED = (("accuracy", "Accuracy", 1), ("mutual_info_xy", "I(x;y)", 1), RECONSTRUCTION,
            ("marginal_entropy_y", "H(y)", 1), ("conditional_entropy_y", "H(y|x)", 1), TOTAL_CORRELATION)
 
@@ -77,11 +81,11 @@ def plot_metric(ax, rows: list[dict], metric: tuple, x_of, curves: dict[str, lis
 
 
 def by_model(rows: list[dict]) -> dict[str, list[dict]]:
-    return {MODEL_LABELS[m]: [r for r in rows if r["model"] == m] for m in MODELS}
+    return {MODEL_LABELS[m]: [r for r in rows if r["model"] == m] for m in AUTOENCODERS}
 
 
 def model_colours() -> dict:
-    return {MODEL_LABELS[m]: MODEL_COLOURS[m] for m in MODELS}
+    return {MODEL_LABELS[m]: MODEL_COLOURS[m] for m in AUTOENCODERS}
 
 
 def legend(fig: Figure, axes) -> None:
@@ -144,7 +148,7 @@ def mig_figure(table: list[dict], out_dir: Path, mig_key: str, number: int, log:
 def plot_pairs(ax, rows: list[dict], x_metric: tuple, y_metric: tuple, group_of, log: Log) -> None:
     """y_metric against x_metric: per model one point per value of group_of (means over seeds)."""
     missing = []
-    for model in MODELS:
+    for model in AUTOENCODERS:
         model_rows = [r for r in rows if r["model"] == model]
         _, x_mean, _, _ = seed_band(model_rows, group_of, lambda r: x_metric[2] * r[x_metric[0]]
                                     if finite(r.get(x_metric[0])) and finite(r.get(y_metric[0])) else None)
@@ -163,9 +167,9 @@ def figure_6(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -
     """Fig. 6: VAT ablation, accuracy and I(x;y) against beta with and without VAT, per model."""
     rows = paper_settings(finished(table, dataset=dataset), log)
     fig = Figure(figsize=(14, 6))
-    axes = fig.subplots(2, len(MODELS))
+    axes = fig.subplots(2, len(AUTOENCODERS))
     colours = {"with VAT": "C3", "without VAT": "C7"}
-    for col, model in enumerate(MODELS):
+    for col, model in enumerate(AUTOENCODERS):
         curves = {"with VAT": [r for r in rows if r["model"] == model and r.get("vat") is True],
                   "without VAT": [r for r in rows if r["model"] == model and r.get("vat") is False]}
         for row, metric in enumerate(TRACKED[:2]):
@@ -196,6 +200,46 @@ def figure_8(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -
     return save(fig, out_dir, f"fig8_{dataset}")
 
 
+def draw_confusion_matrix(metrics: dict, title: str) -> Figure:
+    """A run's test confusion matrix from its metrics.json (metrics.confusion_matrix): rows the true labels,
+    columns the learnt categories, each label's matched category first (the diagonal holds the matched
+    counts); the colour is the fraction of the row, the number the count."""
+    counts = np.asarray(metrics["confusion_matrix"], dtype=float)
+    labels, categories = metrics["confusion_matrix_labels"], metrics["confusion_matrix_categories"]
+    fractions = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig = Figure(figsize=(1.6 + 0.45 * counts.shape[1], 1.4 + 0.4 * counts.shape[0]))
+    ax = fig.subplots()
+    ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    if counts.size <= 900:  # numbers stay legible up to 30 x 30
+        for (r, c), n in np.ndenumerate(counts):
+            ax.text(c, r, f"{n:.0f}", ha="center", va="center", fontsize=6,
+                    color="white" if fractions[r, c] > 0.5 else "black")
+    ax.set_xticks(range(len(categories)), [f"y={c}" for c in categories], fontsize=7, rotation=90)
+    ax.set_yticks(range(len(labels)), [str(label) for label in labels], fontsize=7)
+    ax.set_xlabel("learnt category y (Hungarian matching order)", fontsize=8)
+    ax.set_ylabel("true label", fontsize=8)
+    accuracy = metrics.get("accuracy")
+    ax.set_title(title + (f"\naccuracy {accuracy:.4f}" if finite(accuracy) else ""), fontsize=8)
+    return fig
+
+
+def confusion_file(run: str) -> str:
+    """The file name (no suffix) of a run's confusion matrix: its path below the study, '/' as '_'."""
+    return "run" if run == "." else run.replace("/", "_")
+
+
+def confusion_jobs(study_dir: Path, table: list[dict]) -> dict:
+    """One job per finished run whose metrics.json holds a confusion matrix (labelled test images),
+    drawn into OUT/confusion/; named CONFUSION_PREFIX + the run."""
+    jobs = {}
+    for row in finished(table):
+        metrics = runs.read_json(Path(study_dir) / row["run"] / runs.METRICS)
+        if "confusion_matrix" in metrics:
+            jobs[CONFUSION_PREFIX + row["run"]] = lambda out, log, m=metrics, run=row["run"]: save(
+                draw_confusion_matrix(m, run), Path(out) / "confusion", confusion_file(run))
+    return jobs
+
+
 def figure_jobs(study_dir: Path, table: list[dict]) -> dict:
     """Every figure by its file name: a function of (out_dir, log) that returns the paths it wrote."""
     jobs = {}
@@ -209,7 +253,7 @@ def figure_jobs(study_dir: Path, table: list[dict]) -> dict:
     jobs["fig7_dsprites"] = lambda out, log: mig_figure(table, out, "mig_with_y", 7, log)
     for dataset in IMAGE_DATASETS:
         jobs[f"fig8_{dataset}"] = lambda out, log, d=dataset: figure_8(table, out, d, log)
-    return jobs
+    return {**jobs, **confusion_jobs(study_dir, table)}
 
 
 def write_figures(study_dir: Path, out_dir: Path | None = None, log: Log = print) -> dict[str, list[Path]]:
@@ -220,6 +264,10 @@ def write_figures(study_dir: Path, out_dir: Path | None = None, log: Log = print
     table = results_table(study_dir)
     if not table:  # before anything is written: no empty figures/ folder
         raise ImaeError(f"{study_dir}: no runs (no run directory with a config.json below it); nothing to draw")
+    without_decoder = [r for r in table if r.get("model") not in AUTOENCODERS]
+    if without_decoder:
+        log(f"{len(without_decoder)} run(s) without decoder or z (imsat) left out of Fig. 2-8; "
+            f"their confusion matrices are drawn")
     written = {}
     for name, job in figure_jobs(study_dir, table).items():
         written[name] = job(out_dir, lambda msg, n=name: log(f"{n}: {msg}"))

@@ -35,6 +35,26 @@ def clustering_accuracy(predicted, labels) -> float:
     return float(counts[rows, cols].sum() / len(labels))
 
 
+CONFUSION_MATRIX_NOTE = ("confusion_matrix: test images counted by true label (rows, the values in "
+                         "confusion_matrix_labels) and learnt category y (columns, the categories in "
+                         "confusion_matrix_categories): the category matched to each label by the Hungarian matching "
+                         "in the labels' order, then the unmatched ones; the diagonal holds the matched counts")
+
+
+def confusion_matrix(predicted, labels, categories: int) -> dict:
+    """The contingency table of labels (rows, sorted) and the `categories` learnt categories (columns, every
+    one, used or not), its columns ordered by the matching of clustering_accuracy: the category matched to
+    each label in the labels' order, then the unmatched ones in increasing order. metrics.json's keys."""
+    predicted = np.asarray(predicted, dtype=np.int64)
+    label_values, label_index = np.unique(np.asarray(labels, dtype=np.int64), return_inverse=True)
+    counts = np.zeros((len(label_values), categories), dtype=np.int64)
+    np.add.at(counts, (label_index, predicted), 1)
+    rows, cols = linear_sum_assignment(counts, maximize=True)  # rows come sorted
+    order = [int(c) for c in cols] + [c for c in range(categories) if c not in set(cols.tolist())]
+    return {"confusion_matrix": counts[:, order].tolist(), "confusion_matrix_labels": label_values.tolist(),
+            "confusion_matrix_categories": order, "confusion_matrix_note": CONFUSION_MATRIX_NOTE}
+
+
 @torch.no_grad()
 def encode(model: HybridAutoencoder, images: torch.Tensor, batch_size: int) -> Posterior:
     """The posterior parameters of every image, in evaluation mode."""
@@ -60,19 +80,36 @@ def reconstruction_error(model: HybridAutoencoder, images: torch.Tensor, post: P
 def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000, complete: bool = False,
              seed: int = 0) -> dict:
     """accuracy (if labelled), I(x;y) over the whole split (eq 7) with its two entropies, and the
-    reconstruction error, all in nats. complete: also the statistics of z (code_statistics) and, where
-    the split has known factors (dSprites), every disentanglement metric."""
+    reconstruction error (models with a decoder), all in nats. complete: also the confusion matrix (if
+    labelled), the statistics of z (code_statistics) and, where the split has known factors (dSprites),
+    every disentanglement metric; what a model without decoder or z (IMSAT) cannot have is null, its
+    reason in "undefined"."""
     post = encode(model, split.images, batch_size)
     metrics = {
         "mutual_info_xy": est.mutual_information_xy(post.logits).item(),
         "marginal_entropy_y": est.marginal_entropy(post.logits).item(),
         "conditional_entropy_y": est.conditional_entropy(post.logits).item(),
-        "reconstruction_error": reconstruction_error(model, split.images, post, batch_size),
     }
+    if model.decoder is not None:
+        metrics["reconstruction_error"] = reconstruction_error(model, split.images, post, batch_size)
     if split.labels is not None:
         predicted = post.logits.argmax(1).cpu().numpy()
         metrics["accuracy"] = clustering_accuracy(predicted, split.labels.cpu().numpy())
-    if complete:
+    if not complete:
+        return metrics
+    if split.labels is not None:
+        metrics.update(confusion_matrix(predicted, split.labels.cpu().numpy(), model.categories))
+    not_applicable = {}
+    if model.decoder is None:
+        metrics["reconstruction_error"] = None
+        not_applicable["reconstruction_error"] = "the model has no decoder"
+    if post.mu.shape[1] == 0:
+        no_z = "the model has no continuous code z"
+        metrics.update(per_dimension=None, total_correlation=None, total_correlation_stderr=None)
+        not_applicable.update(per_dimension=no_z, total_correlation=no_z, total_correlation_stderr=no_z)
+        if split.factors is not None:
+            not_applicable["disentanglement"] = no_z
+    else:
         post = Posterior(*(getattr(post, f).float().cpu() for f in ("mu", "logvar", "logits")))
         metrics.update(code_statistics(post, seed))
         if split.factors is not None:
@@ -81,6 +118,8 @@ def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000, 
             metrics.update(dis.disentanglement_metrics(post.mu, post.logvar, post.logits, factors, sizes,
                                                        torch.Generator().manual_seed(seed),
                                                        dci_estimator=DCI_ESTIMATOR))
+    if not_applicable:  # one key for every null metric's reason, as disentanglement_metrics writes it
+        metrics["undefined"] = {**metrics.get("undefined", {}), **not_applicable}
     return metrics
 
 

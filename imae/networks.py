@@ -15,7 +15,9 @@ from .errors import ConfigError
 
 # Appendix G, Table 1: (encoder hidden widths, decoder hidden widths, BatchNorm in the encoder).
 MLP_WIDTHS = {"mlp": ((500, 1000), (500, 500), True),  # MNIST, Fashion-MNIST
-              "mlp-large": ((1200, 1200, 2400), (1200, 1200, 1200), False)}  # dSprites
+              "mlp-large": ((1200, 1200, 2400), (1200, 1200, 1200), False),  # dSprites
+              # IMSAT's encoder 784-1200-1200-10 (Hu et al. 2017); a model with a decoder gets the MNIST one.
+              "mlp-imsat": ((1200, 1200), (500, 500), True)}
 CONV_SIDES = (32, 64)
 
 
@@ -59,10 +61,19 @@ def conv_decoder(code_dim: int, channels: int, side: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class Encoder(nn.Module):
-    """x (flat, in [0, 1]) -> (mu, log sigma^2, logits): a body, then one linear head."""
+def scaled_normal_init(layer: nn.Module, scale: float) -> None:
+    """Chainer's `wscale` initialisation, as in IMSAT's code: weights N(0, scale^2 / fan_in), biases 0."""
+    fan_in = layer.weight[0].numel()
+    nn.init.normal_(layer.weight, std=scale / math.sqrt(fan_in))
+    nn.init.zeros_(layer.bias)
 
-    def __init__(self, input_shape: tuple[int, int, int], continuous_dim: int, categories: int, architecture: str):
+
+class Encoder(nn.Module):
+    """x (flat, in [0, 1]) -> (mu, log sigma^2, logits): a body, then one linear head. The init scales,
+    if given, replace PyTorch's initialisation of the body's layers and of the head (scaled_normal_init)."""
+
+    def __init__(self, input_shape: tuple[int, int, int], continuous_dim: int, categories: int, architecture: str,
+                 hidden_init_scale: float | None = None, output_init_scale: float | None = None):
         super().__init__()
         if architecture == "conv":
             body, width = conv_encoder_body(input_shape[0], input_shape[1])
@@ -73,6 +84,12 @@ class Encoder(nn.Module):
             width = hidden[-1]
         self.head = nn.Linear(width, 2 * continuous_dim + categories)
         self.continuous_dim = continuous_dim
+        if hidden_init_scale is not None:
+            for layer in self.body.modules():
+                if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                    scaled_normal_init(layer, hidden_init_scale)
+        if output_init_scale is not None:
+            scaled_normal_init(self.head, output_init_scale)
 
     def forward(self, x: torch.Tensor) -> Posterior:
         out = self.head(self.body(x))
@@ -112,16 +129,19 @@ def check_input_shape(input_shape: tuple[int, ...], architecture: str) -> tuple[
 
 
 class HybridAutoencoder(nn.Module):
-    """The stochastic encoder p(y, z | x) and the decoder q(x | y, z) of every model."""
+    """The stochastic encoder p(y, z | x) and the decoder q(x | y, z) of every model; decoder=False
+    leaves the decoder out (IMSAT: self.decoder is None, and continuous_dim is 0)."""
 
     def __init__(self, input_shape: tuple[int, ...], continuous_dim: int = 10, categories: int = 10,
-                 architecture: str = "mlp"):
+                 architecture: str = "mlp", decoder: bool = True, hidden_init_scale: float | None = None,
+                 output_init_scale: float | None = None):
         super().__init__()
         if architecture not in ARCHITECTURES:
             raise ConfigError(f"option architecture: expected one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
         self.input_shape = check_input_shape(input_shape, architecture)
-        self.encoder = Encoder(self.input_shape, continuous_dim, categories, architecture)
-        self.decoder = Decoder(self.input_shape, continuous_dim + categories, architecture)
+        self.encoder = Encoder(self.input_shape, continuous_dim, categories, architecture, hidden_init_scale,
+                               output_init_scale)
+        self.decoder = Decoder(self.input_shape, continuous_dim + categories, architecture) if decoder else None
         self.categories = categories
 
     def sample_code(self, post: Posterior, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,17 +19,41 @@ class ForwardPass:
 
     x: torch.Tensor
     posterior: Posterior
-    z: torch.Tensor  # sampled continuous code
-    y: torch.Tensor  # relaxed one-hot categorical code
-    reconstruction_logits: torch.Tensor
+    z: torch.Tensor | None  # sampled continuous code (None without a decoder: IMSAT)
+    y: torch.Tensor | None  # relaxed one-hot categorical code (None without a decoder)
+    reconstruction_logits: torch.Tensor | None
     vat: torch.Tensor  # VAT term, zero when switched off
     step: int = 0  # optimiser steps taken before this one (JointVAE's capacity schedule)
+    consistency: torch.Tensor | None = None  # augmentation consistency (imae/augment.py), None when off
 
 
 def reconstruction_nll(reconstruction_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """-E log q(x|y,z) for a Bernoulli decoder: BCE summed over pixels, mean over the batch."""
     bce = F.binary_cross_entropy_with_logits(reconstruction_logits, x, reduction="none")
     return bce.sum(1).mean()
+
+
+def smoothness(cfg: TrainConfig, fp: ForwardPass) -> torch.Tensor:
+    """The penalties on how p(y|x) changes near x: w_vat * VAT (eq 11), plus, when switched on,
+    augment_consistency * the consistency under small random affine transforms."""
+    penalty = cfg.vat_weight * fp.vat
+    if fp.consistency is not None:
+        penalty = penalty + cfg.augment_consistency * fp.consistency
+    return penalty
+
+
+def smoothness_terms(fp: ForwardPass) -> dict[str, torch.Tensor]:
+    return {"vat": fp.vat, **({} if fp.consistency is None else {"augment_consistency": fp.consistency})}
+
+
+def categorical_information(cfg: TrainConfig, fp: ForwardPass) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L(y) = w_H * H(y) - H(y|x) - w_vat * VAT, eq (7) and (11) (w_H = w_vat = 1 is the paper's), with
+    its named terms."""
+    h_y = est.marginal_entropy(fp.posterior.logits)
+    h_y_given_x = est.conditional_entropy(fp.posterior.logits)
+    info_y = cfg.marginal_entropy_weight * h_y - h_y_given_x - smoothness(cfg, fp)
+    return info_y, {"mutual_info_xy": h_y - h_y_given_x, "marginal_entropy_y": h_y,
+                    "conditional_entropy_y": h_y_given_x, **smoothness_terms(fp)}
 
 
 class Objective:
@@ -45,22 +69,30 @@ class Objective:
 class IMAEObjective(Objective):
     """Minimises -L_IMAE, eq (10):
         w_rec * recon - beta * L(y) + beta * sum_k KL(p(z_k) || N(0,1)) + gamma * TC(z),
-    with L(y) = w_H * H(y) - H(y|x) - w_vat * VAT, eq (11) (w_H = w_vat = 1 is the paper's)."""
+    with L(y) = w_H * H(y) - H(y|x) - w_vat * VAT, eq (11) (categorical_information)."""
 
     def __call__(self, fp: ForwardPass) -> dict[str, torch.Tensor]:
         cfg, post = self.cfg, fp.posterior
         recon = reconstruction_nll(fp.reconstruction_logits, fp.x)
-        h_y = est.marginal_entropy(post.logits)
-        h_y_given_x = est.conditional_entropy(post.logits)
+        info_y, info_terms = categorical_information(cfg, fp)
         log_joint, log_marginals = est.aggregate_log_densities(fp.z, post.mu, post.logvar)
         kl_z = est.marginal_kl_to_standard_normal(fp.z, log_marginals)
         tc = est.total_correlation(log_joint, log_marginals)
-        info_y = cfg.marginal_entropy_weight * h_y - h_y_given_x - cfg.vat_weight * fp.vat
         loss = (cfg.reconstruction_weight * recon - cfg.beta * info_y
                 + cfg.beta * kl_z + cfg.gamma_value * tc)
-        return {"loss": loss, "reconstruction": recon, "mutual_info_xy": h_y - h_y_given_x,
-                "marginal_entropy_y": h_y, "conditional_entropy_y": h_y_given_x, "vat": fp.vat,
+        return {"loss": loss, "reconstruction": recon, **info_terms,
                 "marginal_kl_z": kl_z, "total_correlation": tc}
+
+
+class IMSATObjective(Objective):
+    """IMSAT (Hu et al. 2017) for clustering: minimises -beta * L(y), IMAE's categorical term alone (eq 7,
+    11), with no decoder and no z. Its published loss VAT + lambda (H(y|x) - mu H(y)), lambda 0.1, mu 4,
+    is this with beta = lambda = 0.1, w_H = mu = 4, w_vat = 1 / lambda = 10:
+        -0.1 (4 H(y) - H(y|x) - 10 VAT) = VAT + 0.1 (H(y|x) - 4 H(y))."""
+
+    def __call__(self, fp: ForwardPass) -> dict[str, torch.Tensor]:
+        info_y, info_terms = categorical_information(self.cfg, fp)
+        return {"loss": -self.cfg.beta * info_y, **info_terms}
 
 
 def posterior_kls(post: Posterior) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,8 +109,8 @@ class BetaVAEObjective(Objective):
         cfg, post = self.cfg, fp.posterior
         recon = reconstruction_nll(fp.reconstruction_logits, fp.x)
         kl_y, kl_z = posterior_kls(post)
-        loss = cfg.reconstruction_weight * recon + cfg.beta * (kl_y + kl_z + cfg.vat_weight * fp.vat)
-        return {"loss": loss, "reconstruction": recon, "kl_y": kl_y, "kl_z": kl_z, "vat": fp.vat,
+        loss = cfg.reconstruction_weight * recon + cfg.beta * (kl_y + kl_z + smoothness(cfg, fp))
+        return {"loss": loss, "reconstruction": recon, "kl_y": kl_y, "kl_z": kl_z, **smoothness_terms(fp),
                 "mutual_info_xy": est.mutual_information_xy(post.logits)}
 
 
@@ -96,9 +128,9 @@ class InfoVAEObjective(Objective):
         else:
             divergence_z = est.maximum_mean_discrepancy(fp.z, torch.randn_like(fp.z),
                                                         kind=cfg.infovae_divergence.removeprefix("mmd-"))
-        loss = cfg.reconstruction_weight * recon + cfg.beta * (kl_y + divergence_z + cfg.vat_weight * fp.vat)
+        loss = cfg.reconstruction_weight * recon + cfg.beta * (kl_y + divergence_z + smoothness(cfg, fp))
         return {"loss": loss, "reconstruction": recon, "marginal_kl_y": kl_y, "divergence_z": divergence_z,
-                "vat": fp.vat, "mutual_info_xy": est.mutual_information_xy(post.logits)}
+                **smoothness_terms(fp), "mutual_info_xy": est.mutual_information_xy(post.logits)}
 
 
 def capacity(target: float, step: int, iterations: int, cap: float = math.inf) -> float:
@@ -117,14 +149,14 @@ class JointVAEObjective(Objective):
         c_y = capacity(cfg.capacity_y, fp.step, cfg.capacity_iterations, cap=math.log(cfg.categories))
         c_z = capacity(cfg.capacity_z, fp.step, cfg.capacity_iterations)
         loss = cfg.reconstruction_weight * recon + cfg.beta * (
-            (kl_y - c_y).abs() + (kl_z - c_z).abs() + cfg.vat_weight * fp.vat)
-        return {"loss": loss, "reconstruction": recon, "kl_y": kl_y, "kl_z": kl_z, "vat": fp.vat,
+            (kl_y - c_y).abs() + (kl_z - c_z).abs() + smoothness(cfg, fp))
+        return {"loss": loss, "reconstruction": recon, "kl_y": kl_y, "kl_z": kl_z, **smoothness_terms(fp),
                 "capacity_y": kl_y.new_tensor(c_y), "capacity_z": kl_z.new_tensor(c_z),
                 "mutual_info_xy": est.mutual_information_xy(post.logits)}
 
 
 OBJECTIVES = {"imae": IMAEObjective, "beta-vae": BetaVAEObjective, "info-vae": InfoVAEObjective,
-              "joint-vae": JointVAEObjective}
+              "joint-vae": JointVAEObjective, "imsat": IMSATObjective}
 
 
 def build_objective(cfg: TrainConfig):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from . import runs
-from .config import MODELS
+from .config import AUTOENCODERS
 from .data import load_dataset
 from .errors import ImaeError
 from .metrics import encode
@@ -219,9 +219,9 @@ def figure_2(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, lo
 def figure_4(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:
     """Fig. 4: for beta = 1, 5, 9 and the four models, the prototypes of every y (first row) and the
     most informative z_k traversed on the learnt class of digit 6 (second row)."""
-    fig = Figure(figsize=(4 * len(FIG4_BETAS), 1.6 * len(MODELS)))
-    axes = fig.subplots(len(MODELS), len(FIG4_BETAS), squeeze=False)
-    for r, model in enumerate(MODELS):
+    fig = Figure(figsize=(4 * len(FIG4_BETAS), 1.6 * len(AUTOENCODERS)))
+    axes = fig.subplots(len(AUTOENCODERS), len(FIG4_BETAS), squeeze=False)
+    for r, model in enumerate(AUTOENCODERS):
         rows = candidates(study_dir, table, dataset, model)
         for c, beta in enumerate(FIG4_BETAS):
             ax = axes[r, c]

@@ -22,8 +22,9 @@ FORMATS = ("png", "pdf")
 CONFIDENCE = 0.8  # the paper's shaded regions are "80% confidence intervals" (Fig. 5, 7)
 BAND = ("Mean over seeds; shaded: its 80% confidence interval (Student t: mean ± t(0.9, n-1)·sd/√n over "
         "the n seeds; none for a single seed)")
-MODEL_LABELS = {"imae": "IMAE", "info-vae": "InfoVAE", "joint-vae": "JointVAE", "beta-vae": r"$\beta$-VAE"}
-MODEL_COLOURS = {"imae": "C3", "info-vae": "C0", "joint-vae": "C2", "beta-vae": "C1"}
+MODEL_LABELS = {"imae": "IMAE", "info-vae": "InfoVAE", "joint-vae": "JointVAE", "beta-vae": r"$\beta$-VAE",
+                "imsat": "IMSAT"}
+MODEL_COLOURS = {"imae": "C3", "info-vae": "C0", "joint-vae": "C2", "beta-vae": "C1", "imsat": "C4"}
 Log = Callable[[str], None]
 
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from . import runs
-from .figures import write_figures
+from .figures import CONFUSION_PREFIX, write_figures
 from .plots import Log, finite
 from .results import ERROR, find_runs, results_table
 
@@ -49,10 +49,14 @@ def summary_table(table: list[dict], settings: list[str]) -> str:
     return f'<table id="runs">\n<tr>{head}</tr>\n' + "\n".join(body) + "\n</table>"
 
 
-def run_details(study_dir: Path, run_dir: Path) -> str:
-    """A run's config.json, metrics.json and error.json, verbatim, in a collapsed section."""
-    name = html.escape(str(run_dir.relative_to(study_dir)))
+def run_details(study_dir: Path, run_dir: Path, report_dir: Path, figures: dict[str, list[Path]]) -> str:
+    """A run's confusion matrix (if drawn), config.json, metrics.json and error.json, verbatim, in a
+    collapsed section."""
+    run = run_dir.relative_to(study_dir).as_posix()
+    name = html.escape(run)
     parts = [f"<details><summary>{name}</summary>"]
+    if CONFUSION_PREFIX + run in figures:
+        parts.append(figure_block(report_dir, f"confusion matrix: {run}", figures[CONFUSION_PREFIX + run]))
     for filename in (runs.CONFIG, runs.METRICS, ERROR):
         path = run_dir / filename
         if path.is_file():
@@ -80,8 +84,10 @@ def render(study_dir: Path, report_dir: Path, table: list[dict], figures: dict[s
         f"<style>{STYLE}</style></head><body>", f"<h1>{title}</h1>",
         f"<p>{len(table)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "</p>",
         "<h2>Runs</h2>", summary_table(table, settings),
-        "<h2>Figures</h2>", *(figure_block(report_dir, n, p) for n, p in figures.items()),
-        "<h2>Each run</h2>", *(run_details(Path(study_dir), d) for d in find_runs(study_dir)),
+        "<h2>Figures</h2>", *(figure_block(report_dir, n, p) for n, p in figures.items()
+                              if not n.startswith(CONFUSION_PREFIX)),
+        "<h2>Each run</h2>", "<p>Each run's confusion matrix (labelled data sets) is in its section.</p>",
+        *(run_details(Path(study_dir), d, report_dir, figures) for d in find_runs(study_dir)),
         "</body></html>", ""])
 
 

@@ -46,14 +46,20 @@ def scalar_metrics(metrics: dict, prefix: str = "") -> dict:
     return flat
 
 
+def table_metrics(metrics: dict) -> dict:
+    """The metrics that go into the table: all but the confusion matrix (K2 x labels numbers; its figure
+    and metrics.json hold it)."""
+    return {key: value for key, value in metrics.items() if not key.startswith("confusion_matrix")}
+
+
 def load_run(run_dir: Path, study_dir: Path | None = None) -> dict:
-    """One row: run (path relative to study_dir), status, error, every setting, every metric."""
+    """One row: run (path relative to study_dir), status, error, every setting, every metric (table_metrics)."""
     run_dir = Path(run_dir)
     status = run_status(run_dir)
     row = {"run": str(run_dir.relative_to(study_dir)) if study_dir else str(run_dir), "status": status}
     row.update(runs.read_json(run_dir / runs.CONFIG))
     if status == "finished":
-        row.update(scalar_metrics(runs.read_json(run_dir / runs.METRICS)))
+        row.update(scalar_metrics(table_metrics(runs.read_json(run_dir / runs.METRICS))))
     elif status == "failed":
         row["error"] = runs.read_json(run_dir / ERROR).get("error", "")
     return row

@@ -16,6 +16,7 @@ CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 HISTORY = "history.jsonl"
+RESTARTS = "restarts.json"  # with --restarts: every candidate's score and the one continued
 
 
 def atomic_write(path: Path, write) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -11,19 +12,22 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
+from . import estimators as est
 from . import runs
+from .augment import augmentation_consistency
 from .config import TrainConfig
 from . import data
-from .data import IDX_DATASETS, load_dataset
+from .data import IDX_DATASETS, has_test_split, load_dataset
 from .data.batches import ImageSet, as_float, batches_per_epoch, shuffled_indices
 from .data.mnist import ensure_available
 from .errors import CheckpointError, ConfigError, DataError, ImaeError
-from .metrics import evaluate
+from .metrics import encode, evaluate
 from .networks import HybridAutoencoder, frozen_batchnorm_statistics
 from .objectives import ForwardPass, build_objective
 from .vat import nearest_neighbour_radius, virtual_adversarial_loss
 
 MONITOR_SIZE = 10_000  # test images evaluated after every epoch; the final metrics use the whole split
+RESTART_SEED_STRIDE = 10_000  # restart candidate i starts from seed + i * RESTART_SEED_STRIDE
 
 
 class NumericalError(ImaeError):
@@ -33,7 +37,8 @@ class NumericalError(ImaeError):
 def load_splits(cfg: TrainConfig, log: Callable = print) -> tuple[ImageSet, ImageSet | None, ImageSet]:
     """The training, validation (None without cfg.validation_size) and test splits; their image shape
     decides the network's input. The validation images are held out of the training split first, so
-    that no choice of train_subset or seed can train on them."""
+    that no choice of train_split, train_subset or seed can train on them; train_split "all" then adds
+    the test images to the training images."""
     if cfg.dataset in IDX_DATASETS:
         ensure_available(cfg.dataset, cfg.data_dir, log=log)
     train, test = data.load_splits(cfg.dataset, cfg.data_dir, cfg.image_size, log)
@@ -43,6 +48,13 @@ def load_splits(cfg: TrainConfig, log: Callable = print) -> tuple[ImageSet, Imag
             raise ConfigError(f"option validation_size: {cfg.validation_size} of {len(train)} training images "
                               f"leaves fewer than 2 to train on")
         train, validation = hold_out(train, cfg.validation_size, cfg.validation_seed)
+    if cfg.train_split == "all":
+        if test is train:
+            raise ConfigError(f"option train_split: {cfg.dataset} has no test split apart from its training "
+                              f"images; use train_split 'train'")
+        log(f"train_split all: training on the {len(train)} training and the {len(test)} test images; the "
+            f"test metrics are not held out")
+        train = train.concat(test)
     if cfg.train_subset is not None and cfg.train_subset < len(train):
         train = train.select(random_rows(len(train), cfg.train_subset, cfg.seed))
     if train.images.shape[1:] != test.images.shape[1:]:
@@ -79,7 +91,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_model(cfg: TrainConfig, input_shape: tuple[int, ...]) -> HybridAutoencoder:
-    return HybridAutoencoder(input_shape, cfg.continuous_dim, cfg.categories, cfg.architecture)
+    return HybridAutoencoder(input_shape, cfg.continuous_dim, cfg.categories, cfg.architecture, cfg.has_decoder,
+                             cfg.hidden_init_scale, cfg.output_init_scale)
 
 
 def build_optimizer(cfg: TrainConfig, model: torch.nn.Module):
@@ -93,16 +106,24 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module):
 
 def forward_pass(model: HybridAutoencoder, x: torch.Tensor, cfg: TrainConfig, step: int = 0,
                  vat_eps: float | torch.Tensor | None = None) -> ForwardPass:
-    """Encode, sample the code, decode, and the VAT term (radius vat_eps, default cfg.vat_eps)."""
+    """Encode, sample the code and decode (a model without decoder, IMSAT, does neither), the VAT term
+    (radius vat_eps, default cfg.vat_eps) and, if switched on, the augmentation consistency."""
     post = model.encoder(x)
-    z, y = model.sample_code(post, cfg.temperature)
+    z = y = reconstruction = consistency = None
+    if model.decoder is not None:
+        z, y = model.sample_code(post, cfg.temperature)
     if cfg.vat:
         with frozen_batchnorm_statistics(model.encoder):
             eps = cfg.vat_eps if vat_eps is None else vat_eps
             vat = virtual_adversarial_loss(model.encoder.logits, x, post.logits, eps, cfg.vat_xi)
     else:
         vat = x.new_zeros(())
-    return ForwardPass(x, post, z, y, model.decoder(z, y), vat, step)
+    if cfg.augment_consistency > 0:
+        with frozen_batchnorm_statistics(model.encoder):
+            consistency = augmentation_consistency(model.encoder.logits, x, post.logits, model.input_shape)
+    if model.decoder is not None:
+        reconstruction = model.decoder(z, y)
+    return ForwardPass(x, post, z, y, reconstruction, vat, step, consistency)
 
 
 def check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int) -> None:
@@ -156,7 +177,8 @@ def format_epoch(epoch: int, cfg: TrainConfig, train_terms: dict, evaluations: d
     loss = " ".join(f"{k}={v:.3f}" for k, v in train_terms.items())
     return f"epoch {epoch}/{cfg.epochs} [{seconds:.1f}s] train: {loss}" + "".join(
         f" | {split}:" + (f" accuracy={m['accuracy']:.4f}" if "accuracy" in m else "")
-        + f" I(x;y)={m['mutual_info_xy']:.3f} reconstruction_error={m['reconstruction_error']:.2f}"
+        + f" I(x;y)={m['mutual_info_xy']:.3f}"
+        + (f" reconstruction_error={m['reconstruction_error']:.2f}" if "reconstruction_error" in m else "")
         for split, m in evaluations.items())
 
 
@@ -215,16 +237,25 @@ def restore(saved: dict, state: TrainingState) -> int:
         raise CheckpointError(f"checkpoint does not fit the run's config ({type(exc).__name__}: {exc})") from None
 
 
+def per_sample_vat_radius(cfg: TrainConfig, train_set: ImageSet) -> torch.Tensor | None:
+    """IMSAT's radius of every training image (vat_eps x the distance to its vat_eps_neighbours-th nearest
+    training image), or None for the fixed radius vat_eps."""
+    if not (cfg.vat and cfg.vat_eps_neighbours):
+        return None
+    return nearest_neighbour_radius(as_float(train_set.images), cfg.vat_eps_neighbours, cfg.vat_eps)
+
+
 def fit(cfg: TrainConfig, state: TrainingState, train_set: ImageSet, start_epoch: int = 1, progress: bool = True,
-        on_epoch: Callable[[int, dict, float], None] | None = None) -> None:
-    """The training loop shared by `imae train` and the Python API: epochs start_epoch..cfg.epochs,
-    on_epoch(epoch, mean train terms, seconds) after each (evaluation, logging, checkpoints)."""
+        on_epoch: Callable[[int, dict, float], None] | None = None, vat_radius: torch.Tensor | None = None,
+        end_epoch: int | None = None) -> None:
+    """The training loop shared by `imae train` and the Python API: epochs start_epoch..end_epoch (default
+    cfg.epochs), on_epoch(epoch, mean train terms, seconds) after each (evaluation, logging, checkpoints).
+    vat_radius: per_sample_vat_radius of train_set if already computed."""
     objective = build_objective(cfg)
     train_set = train_set.to(state.device)
-    vat_radius = None
-    if cfg.vat and cfg.vat_eps_neighbours is not None:
-        vat_radius = nearest_neighbour_radius(as_float(train_set.images), cfg.vat_eps_neighbours, cfg.vat_eps)
-    for epoch in range(start_epoch, cfg.epochs + 1):
+    if vat_radius is None:
+        vat_radius = per_sample_vat_radius(cfg, train_set)
+    for epoch in range(start_epoch, (cfg.epochs if end_epoch is None else end_epoch) + 1):
         started = time.perf_counter()
         train_terms = train_epoch(state.model, objective, state.optimizer, train_set, cfg, state.generator, epoch,
                                   progress, vat_radius)
@@ -242,8 +273,9 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
 
     run_dir = Path(run_dir)
     train_set, validation_set, test_set = load_splits(cfg, log)
-    state = new_training_state(cfg, tuple(train_set.images.shape[1:]))
-    test_set = test_set.to(state.device)
+    input_shape = tuple(train_set.images.shape[1:])
+    state = new_training_state(cfg, input_shape)
+    train_set, test_set = train_set.to(state.device), test_set.to(state.device)
     monitors = {"test": monitor_split(test_set, cfg.seed)}
     if validation_set is not None:
         validation_set = validation_set.to(state.device)
@@ -255,32 +287,106 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         runs.prepare(run_dir, cfg)
     else:
         start_epoch = resume_point(run_dir, state, log)
-    if cfg.vat and cfg.vat_eps_neighbours is not None:
+    vat_radius = per_sample_vat_radius(cfg, train_set)
+    if vat_radius is not None:
         log(f"VAT radius: {cfg.vat_eps} x distance to the {cfg.vat_eps_neighbours}-th nearest training image")
     writer = SummaryWriter(log_dir=str(run_dir))
 
-    def after_epoch(epoch: int, train_terms: dict, seconds: float) -> None:
-        evaluations = {split: evaluate(state.model, images, cfg.eval_batch_size) for split, images in monitors.items()}
-        log(format_epoch(epoch, cfg, train_terms, evaluations, seconds))
-        for split, values in {"train": train_terms, **evaluations}.items():
-            for name, value in values.items():
-                writer.add_scalar(f"{split}/{name}", value, epoch)
+    def evaluated(model: HybridAutoencoder, epoch: int, train_terms: dict, seconds: float, prefix: str = "") -> dict:
+        """The epoch's history row: its mean train terms and the metrics of the monitored splits."""
+        evaluations = {split: evaluate(model, images, cfg.eval_batch_size) for split, images in monitors.items()}
+        log(prefix + format_epoch(epoch, cfg, train_terms, evaluations, seconds))
+        return {"epoch": epoch, "seconds": seconds, "samples_per_second": len(train_set) / seconds,
+                "train": train_terms, **evaluations}
+
+    def record(row: dict) -> None:
+        for split in ("train", *monitors):
+            for name, value in row[split].items():
+                writer.add_scalar(f"{split}/{name}", value, row["epoch"])
         writer.flush()
+        runs.append_history(run_dir, row)
+
+    def after_epoch(epoch: int, train_terms: dict, seconds: float) -> None:
         # History first: a kill between the two leaves a row that resuming drops and redoes.
-        runs.append_history(run_dir, {"epoch": epoch, "seconds": seconds,
-                                      "samples_per_second": len(train_set) / seconds,
-                                      "train": train_terms, **evaluations})
+        record(evaluated(state.model, epoch, train_terms, seconds))
         runs.save_checkpoint(run_dir, checkpoint_state(epoch, state))
 
     try:
-        fit(cfg, state, train_set, start_epoch, progress, after_epoch)
+        if start_epoch == 1 and cfg.restarts > 1:
+            state, start_epoch = start_from_restarts(cfg, run_dir, train_set, input_shape, vat_radius, progress,
+                                                     evaluated, record, log)
+        fit(cfg, state, train_set, start_epoch, progress, after_epoch, vat_radius)
     finally:
         writer.close()
-    metrics = {**final_metrics(state.model, test_set, cfg, log), "epochs": cfg.epochs}
+    metrics = {**final_metrics(state.model, test_set, cfg, log), "epochs": cfg.epochs, **restart_record(run_dir)}
     if validation_set is not None:
         metrics.update(validation_metrics(state.model, validation_set, cfg))
     runs.write_json(run_dir / runs.METRICS, metrics)
     return metrics
+
+
+def unsupervised_score(model: HybridAutoencoder, train_set: ImageSet, cfg: TrainConfig) -> float:
+    """I(x;y) over the training images, eq (7), in evaluation mode: what restarts are chosen by (no labels)."""
+    return est.mutual_information_xy(encode(model, train_set.images, cfg.eval_batch_size).logits).item()
+
+
+def choose_restart(cfg: TrainConfig, train_set: ImageSet, input_shape: tuple[int, ...],
+                   vat_radius: torch.Tensor | None = None, progress: bool = True,
+                   on_epoch: Callable[[int, HybridAutoencoder, int, dict, float], None] | None = None,
+                   log: Callable[[str], None] = print) -> tuple[TrainingState, dict]:
+    """cfg.restarts initialisations (candidate i from seed + i * RESTART_SEED_STRIDE; 0 is the run's own),
+    each trained cfg.restart_epochs epochs; the one of highest unsupervised_score is kept. Returns its
+    state, RNGs included, as at the end of its epochs (it goes on as a run of its seed would), and the
+    record {"restart_chosen": i, "restart_candidates": [{"seed", "train_mutual_info_xy", "seconds"}]}.
+    on_epoch(i, model, epoch, mean train terms, seconds) after every epoch of candidate i."""
+    candidates, chosen, saved = [], 0, None
+    for i in range(cfg.restarts):
+        seed = cfg.seed + RESTART_SEED_STRIDE * i
+        state = new_training_state(dataclasses.replace(cfg, seed=seed), input_shape)
+        seconds = []
+
+        def each_epoch(epoch: int, terms: dict, elapsed: float, i: int = i) -> None:
+            seconds.append(elapsed)
+            if on_epoch is not None:
+                on_epoch(i, state.model, epoch, terms, elapsed)
+
+        fit(cfg, state, train_set, 1, progress, each_epoch, vat_radius, end_epoch=cfg.restart_epochs)
+        score = unsupervised_score(state.model, train_set.to(state.device), cfg)
+        log(f"restart {i + 1}/{cfg.restarts} (seed {seed}): I(x;y) = {score:.4f} on the training images")
+        candidates.append({"seed": seed, "train_mutual_info_xy": score, "seconds": sum(seconds)})
+        if saved is None or score > candidates[chosen]["train_mutual_info_xy"]:
+            chosen, saved = i, checkpoint_state(cfg.restart_epochs, state)
+    state = new_training_state(cfg, input_shape)
+    restore(saved, state)
+    log(f"restarts: continuing candidate {chosen + 1} (seed {candidates[chosen]['seed']})")
+    return state, {"restart_chosen": chosen, "restart_candidates": candidates}
+
+
+def start_from_restarts(cfg: TrainConfig, run_dir: Path, train_set: ImageSet, input_shape: tuple[int, ...],
+                        vat_radius: torch.Tensor | None, progress: bool, evaluated: Callable, record: Callable,
+                        log: Callable) -> tuple[TrainingState, int]:
+    """choose_restart for `train`: every candidate's epochs are logged, and its last monitored metrics kept
+    in restarts.json for the record (the choice never sees them); the history gets the chosen candidate's
+    epochs, then its checkpoint. Returns the chosen state and the first epoch still to train."""
+    rows: dict[int, list[dict]] = {}
+
+    def each_epoch(i: int, model: HybridAutoencoder, epoch: int, terms: dict, seconds: float) -> None:
+        rows.setdefault(i, []).append(evaluated(model, epoch, terms, seconds, f"restart {i + 1}/{cfg.restarts}: "))
+
+    state, restarts = choose_restart(cfg, train_set, input_shape, vat_radius, progress, each_epoch, log)
+    for i, candidate in enumerate(restarts["restart_candidates"]):
+        candidate.update({split: rows[i][-1][split] for split in rows[i][-1] if split in ("validation", "test")})
+    runs.write_json(Path(run_dir) / runs.RESTARTS, restarts)
+    for row in rows[restarts["restart_chosen"]]:
+        record(row)
+    runs.save_checkpoint(run_dir, checkpoint_state(cfg.restart_epochs, state))
+    return state, cfg.restart_epochs + 1
+
+
+def restart_record(run_dir: Path) -> dict:
+    """metrics.json's restart keys: the run's restarts.json, or nothing for a run without restarts."""
+    path = Path(run_dir) / runs.RESTARTS
+    return runs.read_json(path) if path.is_file() else {}
 
 
 def resume_point(run_dir: Path, state: TrainingState, log: Callable) -> int:
@@ -297,10 +403,15 @@ def resume_point(run_dir: Path, state: TrainingState, log: Callable) -> int:
 
 
 def final_metrics(model: HybridAutoencoder, test_set: ImageSet, cfg: TrainConfig, log: Callable = print) -> dict:
-    """Every metric that applies to the data set, on the whole test split."""
+    """Every metric that applies to the data set and the model, on the whole test split, and whether the
+    test images were among the training images (train_split "all", or a data set without a test split)."""
     if len(test_set) > MONITOR_SIZE:
         log(f"evaluating on all {len(test_set)} test images")
-    return evaluate(model, test_set, cfg.eval_batch_size, complete=True, seed=cfg.seed)
+    trained_on = cfg.train_split == "all" or not has_test_split(cfg.dataset)
+    if cfg.train_split == "all":
+        log("the test images were trained on (train_split all): the test metrics are not held out")
+    return {**evaluate(model, test_set, cfg.eval_batch_size, complete=True, seed=cfg.seed),
+            "test_images_trained_on": trained_on}
 
 
 def load_trained(run_dir: Path, device: str = "cpu") -> tuple[TrainConfig, HybridAutoencoder, dict]:
@@ -331,7 +442,7 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None, device: str = "cpu"
         validation, test = None, load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.image_size, log)
     check_fits(model, test)
     device = next(model.parameters()).device
-    metrics = {**final_metrics(model, test.to(device), cfg, log), "epochs": saved["epoch"]}
+    metrics = {**final_metrics(model, test.to(device), cfg, log), "epochs": saved["epoch"], **restart_record(run_dir)}
     if validation is not None:
         metrics.update(validation_metrics(model, validation.to(device), cfg))
     runs.write_json(Path(run_dir) / runs.METRICS, metrics)

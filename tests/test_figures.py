@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from imae.cli import main
-from imae.config import MODELS, TrainConfig
+from imae.config import AUTOENCODERS, TrainConfig
 from imae.data import load_dataset
 from imae.metrics import encode
-from imae.figures import paper_settings
+from imae.figures import draw_confusion_matrix, paper_settings
 from imae.pictures import decode, draw_figure_2, figure_2, figure_4, prototypes, traversal, traversed_dimensions
 from imae.plots import mean_interval, seed_band
 from imae.results import results_table
@@ -52,12 +52,18 @@ def fake_metrics(rng: np.random.Generator, dsprites: bool) -> dict:
     return metrics
 
 
+CONFUSION = {"confusion_matrix": [[40, 2, 0], [5, 30, 12]], "confusion_matrix_labels": [0, 1],
+             "confusion_matrix_categories": [1, 0, 2], "confusion_matrix_note": "rows: true labels"}
+CONFUSION_FIGURES = {"confusion mnist/imae-b5-s0-vat1", "confusion mnist/imsat"}
+
+
 def fake_study(root: Path) -> Path:
-    """Every model at two betas and two seeds on MNIST and dSprites, MNIST without VAT, JointVAE at two
-    capacity targets; no Fashion-MNIST runs at all; one failed run; one unfinished run."""
+    """Every model of the paper at two betas and two seeds on MNIST and dSprites, MNIST without VAT, JointVAE
+    at two capacity targets; no Fashion-MNIST runs at all; one failed run; one unfinished run; an IMSAT run
+    (no reconstruction, no z); confusion matrices in two runs' metrics."""
     rng = np.random.default_rng(0)
     for dataset in ("mnist", "dsprites"):
-        for model in MODELS:
+        for model in AUTOENCODERS:
             for beta in (1.0, 5.0):
                 for seed in (0, 1):
                     for vat in (True, False) if dataset == "mnist" else (True,):
@@ -67,6 +73,11 @@ def fake_study(root: Path) -> Path:
     for seed in (0, 1):
         write_run(root / "mnist" / f"joint-c2-s{seed}", fake_metrics(rng, False), model="joint-vae",
                   capacity_y=2.0, capacity_z=2.0, seed=seed)
+    write_run(root / "mnist" / "imsat", {**fake_metrics(rng, False), "reconstruction_error": None,
+                                         "total_correlation": None, "per_dimension": None, **CONFUSION},
+              model="imsat")
+    metrics = root / "mnist" / "imae-b5-s0-vat1" / "metrics.json"
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), **CONFUSION}))
     write_run(root / "mnist" / "failed", error="NumericalError: loss term 'loss' became nan", beta=9.0)
     write_run(root / "mnist" / "running", beta=9.0)
     return root
@@ -83,6 +94,8 @@ def assert_valid(path: Path) -> None:
 
 FIGURES = {f"fig{n}_{d}" for n in (2, 3, 4, 6, 8) for d in ("mnist", "fashion-mnist")} | {
     "fig5_dsprites", "fig7_dsprites"}
+FILES = {name: name for name in FIGURES} | {name: "confusion/" + name.split(" ")[1].replace("/", "_")
+                                            for name in CONFUSION_FIGURES}
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +111,10 @@ def fake_figures(tmp_path_factory):
 def test_every_figure_is_written_as_png_and_pdf(fake_figures):
     study, lines = fake_figures
     written = [line for line in lines if ": written " in line]
-    assert sorted(line.split(":")[0] for line in written) == sorted(FIGURES)  # one line per figure
-    for name in FIGURES:
+    assert sorted(line.split(":")[0] for line in written) == sorted(FILES)  # one line per figure
+    for name, file in FILES.items():
         for suffix in (".png", ".pdf"):
-            path = study / "figures" / (name + suffix)
+            path = study / "figures" / (file + suffix)
             assert str(path) in "\n".join(written)
             assert_valid(path)
 
@@ -119,6 +132,19 @@ def test_missing_runs_are_reported(fake_figures):
     # Complete data draws without a note.
     assert not any(line.startswith("fig3_mnist: missing") for line in lines)
     assert not any(line.startswith("fig5_dsprites: missing") for line in lines)
+    # The IMSAT run is in no figure of the paper, and that is said once.
+    assert "1 run(s) without decoder or z (imsat) left out of Fig. 2-8; their confusion matrices are drawn" in lines
+    assert not any("IMSAT" in line for line in lines)
+
+
+def test_confusion_matrix_figure_shows_the_counts_in_the_matching_order():
+    fig = draw_confusion_matrix({**CONFUSION, "accuracy": 70 / 89}, "mnist/imsat")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["y=1", "y=0", "y=2"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1"]
+    assert [t.get_text() for t in ax.texts] == ["40", "2", "0", "5", "30", "12"]
+    np.testing.assert_allclose(ax.images[0].get_array(), [[40 / 42, 2 / 42, 0], [5 / 47, 30 / 47, 12 / 47]])
+    assert "accuracy 0.7865" in ax.get_title()
 
 
 def test_missing_note_is_drawn_on_the_figure(fake_figures):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from imae.data.batches import ImageSet
-from imae.metrics import clustering_accuracy, evaluate
+from imae.metrics import clustering_accuracy, confusion_matrix, evaluate
 from imae.networks import HybridAutoencoder
 
 
@@ -40,3 +40,24 @@ def test_evaluate_reports_all_keys():
     assert set(metrics) >= {"accuracy", "mutual_info_xy", "reconstruction_error"}
     assert 0 <= metrics["mutual_info_xy"] <= np.log(10) + 1e-6
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["reconstruction_error"] > 0
+
+
+def test_confusion_matrix_of_a_known_prediction():
+    # labels 3, 5, 7; four categories: 3 -> y=2 (2 of 2), 5 -> y=0 (2 of 3, one in y=2), 7 -> y=1 (4 of 4); y=3 unused
+    labels = np.array([3, 3, 5, 5, 5, 7, 7, 7, 7])
+    predicted = np.array([2, 2, 2, 0, 0, 1, 1, 1, 1])
+    table = confusion_matrix(predicted, labels, categories=4)
+    assert table["confusion_matrix_labels"] == [3, 5, 7]
+    assert table["confusion_matrix_categories"] == [2, 0, 1, 3]
+    assert table["confusion_matrix"] == [[2, 0, 0, 0], [1, 2, 0, 0], [0, 0, 4, 0]]
+    assert np.trace(table["confusion_matrix"]) / len(labels) == clustering_accuracy(predicted, labels)
+
+
+def test_complete_evaluation_stores_the_confusion_matrix():
+    torch.manual_seed(0)
+    split = ImageSet(torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8), torch.randint(0, 3, (50,)))
+    metrics = evaluate(HybridAutoencoder((28, 28), continuous_dim=2, categories=4), split, 16, complete=True)
+    counts = np.array(metrics["confusion_matrix"])
+    assert counts.shape == (3, 4) and counts.sum() == 50
+    assert np.trace(counts) / 50 == pytest.approx(metrics["accuracy"])
+    assert "true label (rows" in metrics["confusion_matrix_note"]

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,3 +105,38 @@ def test_validation_that_leaves_nothing_to_train_on_is_refused(tiny_mnist, tmp_p
                  *FAST, "--validation-size", "255"]) == 2
     err = capsys.readouterr().err.strip()
     assert "validation_size" in err and "\n" not in err
+
+
+def test_training_on_all_images_takes_the_test_images_but_never_the_validation_ones(tiny_mnist, tmp_path, monkeypatch,
+                                                                                   capsys):
+    trained = []
+    real_step = training.train_step
+
+    def recording_step(model, objective, optimizer, x, *args, **kwargs):
+        trained.append(torch.round(x * 255).to(torch.uint8))
+        return real_step(model, objective, optimizer, x, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train_step", recording_step)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(tiny_mnist), "--out", str(out), *FAST,
+                 "--batch-size", "32", "--validation-size", "64", "--train-split", "all"]) == 0
+    assert "the test metrics are not held out" in capsys.readouterr().out
+    cfg = TrainConfig.load(out / "config.json")
+    _, validation, test = load_splits(TrainConfig(dataset="mnist", data_dir=str(tiny_mnist), validation_size=64)
+                                      .validate())
+    full_train, _, _ = load_splits(TrainConfig(dataset="mnist", data_dir=str(tiny_mnist)).validate())
+    assert torch.equal(load_splits(cfg)[1].images, validation.images)  # the same validation split
+    held, seen, tests = _row_bytes(validation.images), _row_bytes(torch.cat(trained)), _row_bytes(test.images)
+    assert not held & seen
+    assert seen == (_row_bytes(full_train.images) - held) | tests  # 2 epochs of full batches see every image
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_images_trained_on"] is True and "validation_accuracy" in metrics
+
+
+def test_training_on_all_images_needs_a_test_split(tmp_path, capsys):
+    images = np.random.default_rng(0).integers(0, 256, size=(40, 8, 8), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", images)
+    assert main(["train", "--dataset", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), *FAST,
+                 "--train-split", "all"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("imae: error: option train_split") and err.count("\n") == 1

@@ -40,7 +40,7 @@ def _cosines(xi):
 
 
 def test_direction_matches_exact_power_iteration():
-    for xi in (1e-2, TrainConfig().vat_xi):
+    for xi in (1e-2, TrainConfig().validate().vat_xi):
         assert _cosines(xi).mean() > 0.95
 
 
@@ -53,7 +53,7 @@ def test_adversarial_beats_random_direction():
     net, _, x = _nets()
     logits = net(x)
     torch.manual_seed(2)
-    adversarial = virtual_adversarial_loss(net, x, logits, eps=1.0, xi=TrainConfig().vat_xi)
+    adversarial = virtual_adversarial_loss(net, x, logits, eps=1.0, xi=TrainConfig().validate().vat_xi)
     random = categorical_kl(logits, net(x + F.normalize(torch.randn_like(x), dim=1))).mean()
     assert adversarial.item() > 2 * random.item() > 0
 
@@ -72,7 +72,7 @@ def test_vat_leaves_batchnorm_statistics_untouched():
     for vat in (False, True):
         torch.manual_seed(0)
         model = HybridAutoencoder((28, 28))
-        forward_pass(model, x, TrainConfig(vat=vat))
+        forward_pass(model, x, TrainConfig(vat=vat).validate())
         stats.append([b.clone() for b in model.encoder.buffers()])
     for without, with_vat in zip(*stats):
         assert torch.equal(without, with_vat)
@@ -81,7 +81,7 @@ def test_vat_leaves_batchnorm_statistics_untouched():
 def test_vat_term_is_nonzero_and_differentiable():
     torch.manual_seed(0)
     model = HybridAutoencoder((28, 28))
-    fp = forward_pass(model, torch.rand(32, 784), TrainConfig())
+    fp = forward_pass(model, torch.rand(32, 784), TrainConfig().validate())
     assert fp.vat.item() > 1e-6
     fp.vat.backward()
     assert model.encoder.head.weight.grad.abs().sum() > 0

@@ -31,10 +31,15 @@ def load_splits(name: str, data_dir: str | Path | None = None, image_size: int |
                 log=print) -> tuple[ImageSet, ImageSet]:
     """The training and the test split, read once where both are the same images (dSprites; an image
     folder or .npy file of the user's, which have no test split)."""
-    from ..config import is_data_path
-    single_split = name == "dsprites" or (is_data_path(name) and Path(name).suffix != ".npz")
     train = load_dataset(name, "train", data_dir, image_size, log)
-    return train, train if single_split else load_dataset(name, "test", data_dir, image_size, log)
+    return train, load_dataset(name, "test", data_dir, image_size, log) if has_test_split(name) else train
 
 
-__all__ = ["ImageSet", "load_dataset", "load_splits", "IDX_DATASETS"]
+def has_test_split(name: str) -> bool:
+    """Whether the data set's test images are other than its training images (not so for dSprites, nor an
+    image folder or a .npy file of the user's)."""
+    from ..config import is_data_path
+    return not (name == "dsprites" or (is_data_path(name) and Path(name).suffix != ".npz"))
+
+
+__all__ = ["ImageSet", "load_dataset", "load_splits", "has_test_split", "IDX_DATASETS"]

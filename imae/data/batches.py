@@ -33,12 +33,21 @@ class ImageSet:
         """The images at index (a slice or an index tensor), with their labels and factors."""
         return ImageSet(self.images[index], _pick(self.labels, index), self.name, _pick(self.factors, index))
 
+    def concat(self, other: "ImageSet") -> "ImageSet":
+        """These images followed by other's (labels and factors kept only where both have them)."""
+        return ImageSet(torch.cat([self.images, other.images]), _join(self.labels, other.labels), self.name,
+                        _join(self.factors, other.factors))
+
     def to(self, device: torch.device | str) -> "ImageSet":
         return ImageSet(self.images.to(device), _move(self.labels, device), self.name, _move(self.factors, device))
 
 
 def _pick(tensor: torch.Tensor | None, index) -> torch.Tensor | None:
     return None if tensor is None else tensor[index]
+
+
+def _join(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor | None:
+    return None if first is None or second is None else torch.cat([first, second])
 
 
 def _move(tensor: torch.Tensor | None, device) -> torch.Tensor | None:
