@@ -14,6 +14,7 @@ DATASETS = ("mnist", "fashion-mnist", "dsprites")
 MODELS = ("imae", "beta-vae", "info-vae", "joint-vae")
 ARCHITECTURES = ("mlp", "mlp-large", "conv")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the hardware runs it fast (precision.py)
 INFOVAE_DIVERGENCES = ("kl", "mmd-rbf", "mmd-imq")
 # JointVAE's published schedules (Dupont 2018): (C_y target, C_z target, iterations to reach them);
 # a user's own data gets MNIST's.
@@ -68,6 +69,7 @@ class TrainConfig:
     train_subset: int | None = None  # train on N training images chosen at random by the seed (quick looks)
     eval_batch_size: int = 2000
     device: str = "auto"  # auto: CUDA when available, else CPU
+    precision: str = "auto"  # the networks' matmuls; a run resolves auto once and keeps it (training.py)
 
     @property
     def gamma_value(self) -> float:
@@ -81,6 +83,7 @@ class TrainConfig:
         _choice("model", self.model, MODELS)
         _choice("infovae_divergence", self.infovae_divergence, INFOVAE_DIVERGENCES)
         _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
         defaults = DATASET_DEFAULTS.get(self.dataset, GENERIC_DEFAULTS)
         for name, value in defaults.items():
             if getattr(self, name) is None:

@@ -20,6 +20,7 @@ command line."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,8 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
                  capacity_y=_DEFAULTS.capacity_y, capacity_z=_DEFAULTS.capacity_z,
                  capacity_iterations=_DEFAULTS.capacity_iterations, optimizer=_DEFAULTS.optimizer, lr=_DEFAULTS.lr,
                  momentum=_DEFAULTS.momentum, lr_decay=_DEFAULTS.lr_decay, batch_size=_DEFAULTS.batch_size,
-                 epochs=_DEFAULTS.epochs, device=_DEFAULTS.device, random_state=_DEFAULTS.seed, verbose=False):
+                 epochs=_DEFAULTS.epochs, device=_DEFAULTS.device, precision=_DEFAULTS.precision,
+                 random_state=_DEFAULTS.seed, verbose=False):
         self.continuous_dim = continuous_dim
         self.categories = categories
         self.architecture = architecture
@@ -86,6 +88,7 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
         self.batch_size = batch_size
         self.epochs = epochs
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
 
@@ -103,6 +106,7 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
         self.config_ = self._config()
         state = new_training_state(self.config_, self.sample_shape_ if len(self.sample_shape_) > 1
                                    else (1,) + self.sample_shape_)
+        self.config_ = dataclasses.replace(self.config_, precision=state.precision)  # auto, as chosen
         self.history_ = []
         fit(self.config_, state, ImageSet(images, None, "X"), progress=bool(self.verbose), on_epoch=self._log)
         self.model_ = state.model.eval()
