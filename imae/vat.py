@@ -31,7 +31,7 @@ def adversarial_direction(classify: Callable[[torch.Tensor], torch.Tensor], x: t
                 logits = classify(x)
         d = (xi * _unit(torch.randn_like(x))).requires_grad_(True)
         kl = categorical_kl(logits.detach(), classify(x.detach() + d)).mean()
-    (grad,) = torch.autograd.grad(kl, d)
+        (grad,) = torch.autograd.grad(kl, d)  # inside: autocast would run the backward's matmuls in bf16 too
     return _unit(grad).detach()
 
 
