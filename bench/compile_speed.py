@@ -4,7 +4,9 @@ the step: the networks (encoder and decoder modules), and the whole loss (forwar
 VAT's autograd.grad breaks the graph). The project adopts compilation only where it gives >= 1.2x on
 top of the best precision (README, "Precision"); compile time is reported apart.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python bench/compile_speed.py --synthetic [--precisions fp32 bf16]
+    OMP_NUM_THREADS=1 PYTHONPATH=. python bench/compile_speed.py [--precisions fp32 bf16] [--device cuda]
+
+The images are random, of MNIST's shape (speed does not depend on the pixels).
 """
 
 from __future__ import annotations
@@ -49,36 +51,51 @@ def new_model(cfg, device, how: str):
     return model, optimizer, torch.compile(loss) if how == "loss" else loss
 
 
-def step_rate(cfg, device, batches, how: str, rounds: int) -> tuple[float, float]:
-    """(median samples/s, seconds of the first step, compilation included)."""
+def step_function(cfg, device, how: str):
+    """One optimiser step on a batch, with the loss eager or compiled as `how`."""
     model, optimizer, loss = new_model(cfg, device, how)
 
     def step(x):
         optimizer.zero_grad(set_to_none=True)
         loss(x).backward()
         optimizer.step()
-    first = timed(lambda: step(batches[0]), device)
-    for x in batches[1:3]:
-        step(x)
-    rates = [len(batches) * batches[0].shape[0] / timed(lambda: [step(x) for x in batches], device)
-             for _ in range(rounds)]
-    return statistics.median(rates), first
+    return step
 
 
-def encode_rate(cfg, device, images, compiled: bool, precision: str, rounds: int) -> tuple[float, float]:
+def encode_function(cfg, device, how: str):
+    """Encoding a split with the encoder eager or compiled (how: eager or networks)."""
     torch.manual_seed(0)
     model = build_model(cfg, (28, 28)).to(device).eval()
-    if compiled:
+    if how == "networks":
         model.encoder.compile()
-    first = timed(lambda: encode(model, images, cfg.eval_batch_size, precision), device)
-    rates = [len(images) / timed(lambda: encode(model, images, cfg.eval_batch_size, precision), device)
-             for _ in range(rounds)]
-    return statistics.median(rates), first
+    return lambda images: encode(model, images, cfg.eval_batch_size, cfg.precision)
+
+
+def compare(make, hows, data, samples: int, rounds: int, device, label: str) -> None:
+    """Samples/s of each variant, alternating over rounds (the machine's load drifts), median; the first
+    call (compilation included) timed apart. A variant that fails to compile is reported and skipped."""
+    functions, first = {}, {}
+    for how in hows:
+        try:
+            function = make(how)
+            first[how] = timed(lambda: function(data[0]), device)
+            for x in data[:2]:  # a compiled function may compile again on its second call
+                function(x)
+            functions[how] = function
+        except Exception as exc:  # noqa: BLE001 - a compile failure is a result here
+            print(f"  {f'{label}, {how}':<34} failed: {type(exc).__name__}: {exc}".splitlines()[0])
+    rates = {how: [] for how in functions}
+    for _ in range(rounds):
+        for how, function in functions.items():
+            rates[how].append(samples / timed(lambda: [function(x) for x in data], device))
+    for how in functions:
+        rate = statistics.median(rates[how])
+        print(f"  {f'{label}, {how}':<34} {rate:10.0f} {rate / statistics.median(rates['eager']):8.2f} "
+              f"{first[how]:10.1f}s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--synthetic", action="store_true", help="random MNIST-shaped images (the only input)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--batch-size", type=int, default=256)
@@ -93,21 +110,10 @@ def main() -> None:
     print(f"  {'what':<34} {'samples/s':>10} {'x eager':>8} {'first call':>11}")
     for precision in args.precisions:
         cfg = TrainConfig(precision=precision, batch_size=args.batch_size).validate()
-        eager = None
-        for how in ("eager", "networks", "loss"):
-            try:
-                rate, first = step_rate(cfg, device, batches, how, args.rounds)
-            except Exception as exc:  # noqa: BLE001 - a compile failure is a result here
-                print(f"  {f'IMAE step {precision}, {how}':<34} failed: {type(exc).__name__}: {exc}".splitlines()[0])
-                continue
-            eager = eager or rate
-            print(f"  {f'IMAE step {precision}, {how}':<34} {rate:10.0f} {rate / eager:8.2f} {first:10.1f}s")
-        eager = None
-        for compiled in (False, True):
-            rate, first = encode_rate(cfg, device, images, compiled, precision, args.rounds)
-            eager = eager or rate
-            label = f"encoding 10,000, {precision}, {'compiled' if compiled else 'eager'}"
-            print(f"  {label:<34} {rate:10.0f} {rate / eager:8.2f} {first:10.1f}s")
+        compare(lambda how: step_function(cfg, device, how), ("eager", "networks", "loss"), batches,
+                args.steps * args.batch_size, args.rounds, device, f"IMAE step {precision}")
+        compare(lambda how: encode_function(cfg, device, how), ("eager", "networks"), [images], len(images),
+                args.rounds, device, f"encoding 10,000, {precision}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ Measurements alternate over --rounds and report the median. Data stay on the dev
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 
@@ -118,10 +119,16 @@ def power_iteration_seconds(model, x, cfg, in_bf16: bool, repeats: int) -> float
                               for _ in range(repeats)], x.device) / repeats
 
 
+def index_batches(n: int, batch_size: int, count: int, generator, device):
+    """`count` shuffled index batches, over as many epochs as they need (large batches, few images)."""
+    epochs = itertools.chain.from_iterable(shuffled_indices(n, batch_size, generator, device)
+                                           for _ in itertools.count())
+    return itertools.islice(epochs, count)
+
+
 def steps_per_second(step, images, batch_size: int, steps: int, device, generator) -> float:
     """Samples/s of `steps` steps on shuffled batches (after 3 warm-up steps)."""
-    batches = [as_float(images[i]) for _, i in zip(range(steps + 3), shuffled_indices(len(images), batch_size,
-                                                                                        generator, device))]
+    batches = [as_float(images[i]) for i in index_batches(len(images), batch_size, steps + 3, generator, device)]
     for x in batches[:3]:
         step(x)
     return steps * batch_size / timed(lambda: [step(x) for x in batches[3:]], device)
@@ -130,7 +137,7 @@ def steps_per_second(step, images, batch_size: int, steps: int, device, generato
 def batching_rate(images, batch_size: int, steps: int, device, generator) -> float:
     """Samples/s of making the batches alone (shuffle, index, convert)."""
     def make():
-        for _, index in zip(range(steps), shuffled_indices(len(images), batch_size, generator, device)):
+        for index in index_batches(len(images), batch_size, steps, generator, device):
             as_float(images[index])
     return steps * batch_size / timed(make, device)
 
