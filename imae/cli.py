@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from .config import (ARCHITECTURES, DATASETS, DEVICES, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS, RECIPES,
-                     TRAIN_SPLITS, TrainConfig, is_data_path)
+from .config import (ARCHITECTURES, DATASETS, DEVICES, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS, PRECISIONS,
+                     RECIPES, TRAIN_SPLITS, TrainConfig, is_data_path)
 from .errors import ImaeError
 
 DEFAULTS = TrainConfig()
@@ -28,6 +28,9 @@ def _train_parser(sub) -> None:
     g.add_argument("--image-size", type=int, metavar="S", help="own data: resize images to S x S")
     g.add_argument("--device", choices=DEVICES, default=DEFAULTS.device,
                    help="auto (default): CUDA when available, else CPU; the data is kept on the device")
+    g.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision,
+                   help="the networks' matmuls: auto (default) is bf16 on a GPU with bf16 or a CPU with AMX or "
+                        "AVX512-BF16, else fp32; estimators and final metrics stay fp32; --resume keeps the run's")
     g.add_argument("--out", type=Path, help="run directory (default runs/DATASET-MODEL-beta-B-seed-S)")
     g.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     g.add_argument("--seed", type=int, default=DEFAULTS.seed)

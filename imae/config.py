@@ -18,6 +18,7 @@ MODELS = AUTOENCODERS + ("imsat",)
 ARCHITECTURES = ("mlp", "mlp-large", "mlp-imsat", "conv")
 TRAIN_SPLITS = ("train", "all")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the hardware runs it fast (precision.py)
 INFOVAE_DIVERGENCES = ("kl", "mmd-rbf", "mmd-imq")
 # JointVAE's published schedules (Dupont 2018): (C_y target, C_z target, iterations to reach them);
 # a user's own data gets MNIST's.
@@ -119,6 +120,7 @@ class TrainConfig:
     validation_seed: int = 0
     eval_batch_size: int = 2000
     device: str = "auto"  # auto: CUDA when available, else CPU
+    precision: str = "auto"  # the networks' matmuls; a run resolves auto once and keeps it (training.py)
 
     @property
     def gamma_value(self) -> float:
@@ -136,6 +138,7 @@ class TrainConfig:
         _choice("model", self.model, MODELS)
         _choice("infovae_divergence", self.infovae_divergence, INFOVAE_DIVERGENCES)
         _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
         _choice("recipe", self.recipe, tuple(RECIPES))
         defaults = {**GENERIC_DEFAULTS, **DATASET_DEFAULTS.get(self.dataset, {}), **RECIPES[self.recipe],
                     **RECIPE_DATASET_DEFAULTS.get((self.recipe, self.dataset), {}),

@@ -21,6 +21,7 @@ capacities only in JointVAE. IMSAT has no decoder and no z: its transform is p(y
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +68,8 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
                  capacity_iterations=_DEFAULTS.capacity_iterations, optimizer=_DEFAULTS.optimizer, lr=_DEFAULTS.lr,
                  momentum=_DEFAULTS.momentum, lr_decay=_DEFAULTS.lr_decay, batch_size=_DEFAULTS.batch_size,
                  epochs=_DEFAULTS.epochs, restarts=_DEFAULTS.restarts, restart_epochs=_DEFAULTS.restart_epochs,
-                 validation_size=_DEFAULTS.validation_size,
-                 validation_seed=_DEFAULTS.validation_seed, device=_DEFAULTS.device, random_state=_DEFAULTS.seed,
-                 verbose=False):
+                 validation_size=_DEFAULTS.validation_size, validation_seed=_DEFAULTS.validation_seed,
+                 device=_DEFAULTS.device, precision=_DEFAULTS.precision, random_state=_DEFAULTS.seed, verbose=False):
         self.continuous_dim = continuous_dim
         self.categories = categories
         self.architecture = architecture
@@ -102,6 +102,7 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
         self.validation_size = validation_size
         self.validation_seed = validation_seed
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
 
@@ -136,6 +137,7 @@ class HybridCodeEstimator(TransformerMixin, ClusterMixin, BaseEstimator):
             start_epoch = self.config_.restart_epochs + 1
         else:
             state = new_training_state(self.config_, input_shape)
+        self.config_ = dataclasses.replace(self.config_, precision=state.precision)  # auto, as chosen
         fit(self.config_, state, train, start_epoch, bool(self.verbose), self._log, radius)
         self.model_ = state.model.eval()
         self.labels_ = self._predict_images(images)

@@ -11,6 +11,7 @@ from . import estimators as est
 from .data.batches import ImageSet, ordered_batches
 from .networks import HybridAutoencoder, Posterior
 from .objectives import reconstruction_nll
+from .precision import autocast
 
 # z's drawn for the whole-split total correlation: each log q(z) is exact over all N encodings, the mean
 # over z's is a Monte Carlo estimate (standard error reported); all N z's cost O(N^2 K), days on dSprites.
@@ -56,42 +57,47 @@ def confusion_matrix(predicted, labels, categories: int) -> dict:
 
 
 @torch.no_grad()
-def encode(model: HybridAutoencoder, images: torch.Tensor, batch_size: int) -> Posterior:
-    """The posterior parameters of every image, in evaluation mode."""
+def encode(model: HybridAutoencoder, images: torch.Tensor, batch_size: int, precision: str = "fp32") -> Posterior:
+    """The posterior parameters (float32) of every image, in evaluation mode, the encoder at `precision`."""
     was_training = model.training
     model.eval()
-    parts = [model.encoder(x) for x in ordered_batches(images, batch_size)]
+    with autocast(precision, images.device):
+        parts = [model.encoder(x) for x in ordered_batches(images, batch_size)]
     model.train(was_training)
     return Posterior(*(torch.cat([getattr(p, f) for p in parts]) for f in ("mu", "logvar", "logits")))
 
 
 @torch.no_grad()
-def reconstruction_error(model: HybridAutoencoder, images: torch.Tensor, post: Posterior, batch_size: int) -> float:
-    """Mean per-image BCE (nats) of decoding the evaluation code (z = mu, y = argmax)."""
+def reconstruction_error(model: HybridAutoencoder, images: torch.Tensor, post: Posterior, batch_size: int,
+                         precision: str = "fp32") -> float:
+    """Mean per-image BCE (nats) of decoding the evaluation code (z = mu, y = argmax), the decoder at `precision`."""
     total = 0.0
     for start, x in zip(range(0, images.shape[0], batch_size), ordered_batches(images, batch_size)):
         part = Posterior(*(getattr(post, f)[start:start + batch_size] for f in ("mu", "logvar", "logits")))
         z, y = model.mean_code(part)
-        total += reconstruction_nll(model.decoder(z, y), x).item() * x.shape[0]
+        with autocast(precision, images.device):
+            logits = model.decoder(z, y)
+        total += reconstruction_nll(logits, x).item() * x.shape[0]
     return total / images.shape[0]
 
 
 @torch.no_grad()
 def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000, complete: bool = False,
-             seed: int = 0) -> dict:
+             seed: int = 0, precision: str = "fp32") -> dict:
     """accuracy (if labelled), I(x;y) over the whole split (eq 7) with its two entropies, and the
     reconstruction error (models with a decoder), all in nats. complete: also the confusion matrix (if
     labelled), the statistics of z (code_statistics) and, where the split has known factors (dSprites),
     every disentanglement metric; what a model without decoder or z (IMSAT) cannot have is null, its
-    reason in "undefined"."""
-    post = encode(model, split.images, batch_size)
+    reason in "undefined". precision: the networks' (the estimators
+    are float32 either way)."""
+    post = encode(model, split.images, batch_size, precision)
     metrics = {
         "mutual_info_xy": est.mutual_information_xy(post.logits).item(),
         "marginal_entropy_y": est.marginal_entropy(post.logits).item(),
         "conditional_entropy_y": est.conditional_entropy(post.logits).item(),
     }
     if model.decoder is not None:
-        metrics["reconstruction_error"] = reconstruction_error(model, split.images, post, batch_size)
+        metrics["reconstruction_error"] = reconstruction_error(model, split.images, post, batch_size, precision)
     if split.labels is not None:
         predicted = post.logits.argmax(1).cpu().numpy()
         metrics["accuracy"] = clustering_accuracy(predicted, split.labels.cpu().numpy())

@@ -92,7 +92,7 @@ class Encoder(nn.Module):
             scaled_normal_init(self.head, output_init_scale)
 
     def forward(self, x: torch.Tensor) -> Posterior:
-        out = self.head(self.body(x))
+        out = self.head(self.body(x)).float()  # float32 under bf16 autocast too (precision.py)
         k = self.continuous_dim
         return Posterior(mu=out[:, :k], logvar=out[:, k:2 * k], logits=out[:, 2 * k:])
 
@@ -112,7 +112,7 @@ class Decoder(nn.Module):
             self.net = nn.Sequential(*mlp((code_dim,) + hidden, False), nn.Linear(hidden[-1], math.prod(input_shape)))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, y], dim=1))
+        return self.net(torch.cat([z, y], dim=1)).float()  # float32 under bf16 autocast too (precision.py)
 
 
 def check_input_shape(input_shape: tuple[int, ...], architecture: str) -> tuple[int, int, int]:

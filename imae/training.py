@@ -24,6 +24,7 @@ from .errors import CheckpointError, ConfigError, DataError, ImaeError
 from .metrics import encode, evaluate
 from .networks import HybridAutoencoder, frozen_batchnorm_statistics
 from .objectives import ForwardPass, build_objective
+from .precision import autocast, choose_precision
 from .vat import nearest_neighbour_radius, virtual_adversarial_loss
 
 MONITOR_SIZE = 10_000  # test images evaluated after every epoch; the final metrics use the whole split
@@ -107,22 +108,24 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module):
 def forward_pass(model: HybridAutoencoder, x: torch.Tensor, cfg: TrainConfig, step: int = 0,
                  vat_eps: float | torch.Tensor | None = None) -> ForwardPass:
     """Encode, sample the code and decode (a model without decoder, IMSAT, does neither), the VAT term
-    (radius vat_eps, default cfg.vat_eps) and, if switched on, the augmentation consistency."""
-    post = model.encoder(x)
+    (radius vat_eps, default cfg.vat_eps) and, if switched on, the augmentation consistency; the networks at
+    cfg.precision, their outputs and everything computed from them in float32 (precision.py)."""
     z = y = reconstruction = consistency = None
-    if model.decoder is not None:
-        z, y = model.sample_code(post, cfg.temperature)
-    if cfg.vat:
-        with frozen_batchnorm_statistics(model.encoder):
-            eps = cfg.vat_eps if vat_eps is None else vat_eps
-            vat = virtual_adversarial_loss(model.encoder.logits, x, post.logits, eps, cfg.vat_xi)
-    else:
-        vat = x.new_zeros(())
-    if cfg.augment_consistency > 0:
-        with frozen_batchnorm_statistics(model.encoder):
-            consistency = augmentation_consistency(model.encoder.logits, x, post.logits, model.input_shape)
-    if model.decoder is not None:
-        reconstruction = model.decoder(z, y)
+    with autocast(cfg.precision, x.device):
+        post = model.encoder(x)
+        if model.decoder is not None:
+            z, y = model.sample_code(post, cfg.temperature)
+        if cfg.vat:
+            with frozen_batchnorm_statistics(model.encoder):
+                eps = cfg.vat_eps if vat_eps is None else vat_eps
+                vat = virtual_adversarial_loss(model.encoder.logits, x, post.logits, eps, cfg.vat_xi)
+        else:
+            vat = x.new_zeros(())
+        if cfg.augment_consistency > 0:
+            with frozen_batchnorm_statistics(model.encoder):
+                consistency = augmentation_consistency(model.encoder.logits, x, post.logits, model.input_shape)
+        if model.decoder is not None:
+            reconstruction = model.decoder(z, y)
     return ForwardPass(x, post, z, y, reconstruction, vat, step, consistency)
 
 
@@ -200,15 +203,18 @@ class TrainingState:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     generator: torch.Generator  # shuffles the data (CPU, independent of the model's sampling RNG)
     device: torch.device
+    precision: str = "fp32"  # fp32 or bf16: chosen once per run (auto resolved), kept by its checkpoints
+    precision_reason: str = "asked for"
 
 
 def new_training_state(cfg: TrainConfig, input_shape: tuple[int, ...]) -> TrainingState:
-    """Seeded model, optimiser, schedule and data RNG on cfg's device."""
+    """Seeded model, optimiser, schedule and data RNG on cfg's device; cfg's precision, auto chosen here."""
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, input_shape).to(device)
     optimizer, scheduler = build_optimizer(cfg, model)
-    return TrainingState(model, optimizer, scheduler, torch.Generator().manual_seed(cfg.seed), device)
+    return TrainingState(model, optimizer, scheduler, torch.Generator().manual_seed(cfg.seed), device,
+                         *choose_precision(cfg.precision, device))
 
 
 def checkpoint_state(epoch: int, state: TrainingState) -> dict:
@@ -216,7 +222,8 @@ def checkpoint_state(epoch: int, state: TrainingState) -> dict:
     saved = {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
              "scheduler": state.scheduler.state_dict(), "epoch": epoch,
              "input_shape": list(state.model.input_shape),
-             "torch_rng": torch.get_rng_state(), "data_rng": state.generator.get_state()}
+             "torch_rng": torch.get_rng_state(), "data_rng": state.generator.get_state(),
+             "precision": state.precision}
     if state.device.type == "cuda":
         saved["cuda_rng"] = torch.cuda.get_rng_state(state.device)
     return saved
@@ -232,6 +239,8 @@ def restore(saved: dict, state: TrainingState) -> int:
         state.generator.set_state(saved["data_rng"])
         if state.device.type == "cuda" and "cuda_rng" in saved:
             torch.cuda.set_rng_state(saved["cuda_rng"], state.device)
+        # A resumed run keeps its precision, whatever auto would choose here; older checkpoints are fp32.
+        state.precision, state.precision_reason = saved.get("precision", "fp32"), "kept from the run's checkpoint"
         return int(saved["epoch"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint does not fit the run's config ({type(exc).__name__}: {exc})") from None
@@ -251,6 +260,7 @@ def fit(cfg: TrainConfig, state: TrainingState, train_set: ImageSet, start_epoch
     """The training loop shared by `imae train` and the Python API: epochs start_epoch..end_epoch (default
     cfg.epochs), on_epoch(epoch, mean train terms, seconds) after each (evaluation, logging, checkpoints).
     vat_radius: per_sample_vat_radius of train_set if already computed."""
+    cfg = dataclasses.replace(cfg, precision=state.precision)
     objective = build_objective(cfg)
     train_set = train_set.to(state.device)
     if vat_radius is None:
@@ -287,6 +297,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         runs.prepare(run_dir, cfg)
     else:
         start_epoch = resume_point(run_dir, state, log)
+    log(f"precision: {state.precision} ({state.precision_reason})")
     vat_radius = per_sample_vat_radius(cfg, train_set)
     if vat_radius is not None:
         log(f"VAT radius: {cfg.vat_eps} x distance to the {cfg.vat_eps_neighbours}-th nearest training image")
@@ -318,7 +329,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         fit(cfg, state, train_set, start_epoch, progress, after_epoch, vat_radius)
     finally:
         writer.close()
-    metrics = {**final_metrics(state.model, test_set, cfg, log), "epochs": cfg.epochs, **restart_record(run_dir)}
+    metrics = {**final_metrics(state.model, test_set, cfg, log), "epochs": cfg.epochs, **restart_record(run_dir),
+               "training_precision": state.precision}
     if validation_set is not None:
         metrics.update(validation_metrics(state.model, validation_set, cfg))
     runs.write_json(run_dir / runs.METRICS, metrics)
@@ -404,7 +416,8 @@ def resume_point(run_dir: Path, state: TrainingState, log: Callable) -> int:
 
 def final_metrics(model: HybridAutoencoder, test_set: ImageSet, cfg: TrainConfig, log: Callable = print) -> dict:
     """Every metric that applies to the data set and the model, on the whole test split, and whether the
-    test images were among the training images (train_split "all", or a data set without a test split)."""
+    test images were among the training images (train_split "all", or a data set without a test split).
+    In fp32 whatever the run trained in: bf16 encodings did not keep every metric within 1e-3 (README)."""
     if len(test_set) > MONITOR_SIZE:
         log(f"evaluating on all {len(test_set)} test images")
     trained_on = cfg.train_split == "all" or not has_test_split(cfg.dataset)
@@ -442,7 +455,8 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None, device: str = "cpu"
         validation, test = None, load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.image_size, log)
     check_fits(model, test)
     device = next(model.parameters()).device
-    metrics = {**final_metrics(model, test.to(device), cfg, log), "epochs": saved["epoch"], **restart_record(run_dir)}
+    metrics = {**final_metrics(model, test.to(device), cfg, log), "epochs": saved["epoch"], **restart_record(run_dir),
+               "training_precision": saved.get("precision", "fp32")}
     if validation is not None:
         metrics.update(validation_metrics(model, validation.to(device), cfg))
     runs.write_json(Path(run_dir) / runs.METRICS, metrics)

@@ -18,7 +18,7 @@ def test_round_trip(tmp_path):
     ({"beta": -1}, "beta"), ({"categories": 1}, "categories"), ({"batch_size": 1}, "batch_size"),
     ({"epochs": 0}, "epochs"), ({"dataset": "cifar"}, "dataset"), ({"model": "gan"}, "model"),
     ({"lr_decay": 1.5}, "lr_decay"), ({"beta": float("nan")}, "beta"), ({"unknown": 1}, "unknown"),
-    ({"vat": "yes"}, "vat"), ({"epochs": 2.5}, "epochs"),
+    ({"vat": "yes"}, "vat"), ({"epochs": 2.5}, "epochs"), ({"precision": "fp16"}, "precision"),
 ])
 def test_invalid_values_name_the_option(values, fragment):
     with pytest.raises(ConfigError, match=fragment):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from imae import runs, training
+from imae import precision, runs, training
 from imae.cli import main
 
 from conftest import blob_images, write_idx
@@ -20,9 +20,9 @@ from conftest import blob_images, write_idx
 FAST = ["--batch-size", "64", "--no-progress", "--seed", "0"]
 
 
-def _command(data_dir, out, epochs):
+def _command(data_dir, out, epochs, *extra):
     return [sys.executable, "-m", "imae", "train", "--dataset", "mnist", "--data-dir", str(data_dir),
-            "--out", str(out), "--epochs", str(epochs), *FAST]
+            "--out", str(out), "--epochs", str(epochs), *FAST, *extra]
 
 
 def _env():
@@ -49,13 +49,13 @@ def _kill_after(command, run_dir, rows):
     process.wait()
 
 
-@pytest.mark.parametrize("killed_after_rows", [0, 2])
-def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tiny_mnist, tmp_path, killed_after_rows):
+@pytest.mark.parametrize("killed_after_rows, precision", [(0, "fp32"), (2, "fp32"), (2, "bf16")])
+def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tiny_mnist, tmp_path, killed_after_rows, precision):
     epochs = 6
-    subprocess.run(_command(tiny_mnist, tmp_path / "full", epochs), env=_env(), check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(_command(tiny_mnist, tmp_path / "full", epochs, "--precision", precision), env=_env(),
+                   check=True, stdout=subprocess.DEVNULL)
     killed = tmp_path / "killed"
-    _kill_after(_command(tiny_mnist, killed, epochs), killed, killed_after_rows)
+    _kill_after(_command(tiny_mnist, killed, epochs, "--precision", precision), killed, killed_after_rows)
     assert not (killed / "metrics.json").exists()
     resume = [sys.executable, "-m", "imae", "train", "--resume", str(killed), "--no-progress"]
     subprocess.run(resume, env=_env(), check=True, stdout=subprocess.DEVNULL)
@@ -63,6 +63,34 @@ def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tiny_mnist, tmp_pat
     history = [json.loads(line)["epoch"] for line in (killed / "history.jsonl").read_text().splitlines()]
     assert history == list(range(1, epochs + 1))
     assert not list(killed.glob(".*.tmp")), "a temporary file was left behind"
+
+
+def test_same_seed_and_precision_give_the_same_metrics(tiny_mnist, tmp_path):
+    for name, precision in (("a", "bf16"), ("b", "bf16"), ("fp32", "fp32")):
+        assert main(["train", "--dataset", "mnist", "--data-dir", str(tiny_mnist), "--out", str(tmp_path / name),
+                     "--epochs", "2", "--precision", precision, *FAST]) == 0
+    metrics = {name: (tmp_path / name / "metrics.json").read_text() for name in ("a", "b", "fp32")}
+    assert metrics["a"] == metrics["b"]
+    bf16, fp32 = json.loads(metrics["a"]), json.loads(metrics["fp32"])
+    assert (bf16["training_precision"], fp32["training_precision"]) == ("bf16", "fp32")
+    assert bf16["reconstruction_error"] != fp32["reconstruction_error"]  # bf16 did train differently
+
+
+def test_resume_keeps_the_precision_auto_chose_where_the_run_started(tiny_mnist, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(tiny_mnist), "--out", str(out),
+                 "--epochs", "1", *FAST]) == 0
+    assert capsys.readouterr().out.startswith("precision: bf16 (auto: this CPU has amx_bf16)\n")
+    config = json.loads((out / "config.json").read_text())
+    assert config["precision"] == "auto"  # as asked; the checkpoint and metrics.json hold the choice
+    config["epochs"] = 2
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "metrics.json").unlink()
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))  # resumed on another machine
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert "precision: bf16 (kept from the run's checkpoint)" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["training_precision"] == "bf16"
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

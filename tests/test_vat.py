@@ -1,5 +1,6 @@
 """VAT: the power-iteration direction against an exact Hessian-vector product, and its side effects."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -7,6 +8,7 @@ from torch import nn
 from imae.config import TrainConfig
 from imae.estimators import categorical_kl
 from imae.networks import HybridAutoencoder
+from imae.precision import autocast
 from imae.training import forward_pass
 from imae.vat import adversarial_direction, virtual_adversarial_loss
 
@@ -29,19 +31,34 @@ def _exact_direction(net64, x, start):
     return F.normalize(hd, dim=1)
 
 
-def _cosines(xi):
+def _cosines(xi, precision="fp32", direction=adversarial_direction):
     net, net64, x = _nets()
     torch.manual_seed(1)
     start = torch.randn_like(x)  # the same draw adversarial_direction makes after this seed
     exact = _exact_direction(net64, x, start)
     torch.manual_seed(1)
-    d = adversarial_direction(net, x, net(x), xi)
+    with autocast(precision, x.device):  # as in training: the network returns float32 (networks.py)
+        d = direction(lambda v: net(v).float(), x, net(x).float(), xi)
     return (d.double() * exact).sum(1).abs()
 
 
-def test_direction_matches_exact_power_iteration():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_direction_matches_exact_power_iteration(precision):
     for xi in (1e-2, TrainConfig().validate().vat_xi):
-        assert _cosines(xi).mean() > 0.95
+        assert _cosines(xi, precision).mean() > 0.95
+
+
+def _bf16_direction(classify, x, logits, xi):
+    """The power iteration left to bf16 autocast, as adversarial_direction does not."""
+    d = (xi * F.normalize(torch.randn_like(x), dim=1)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(categorical_kl(logits.detach(), classify(x + d)).mean(), d)
+    return F.normalize(grad, dim=1)
+
+
+def test_a_bf16_power_iteration_loses_the_direction():
+    # Why adversarial_direction runs in float32 under bf16: bf16 rounds x + d and the hidden units.
+    assert _cosines(1e-2, "bf16", _bf16_direction).mean() < 0.8
+    assert _cosines(1e-2, "bf16").mean() > 0.99
 
 
 def test_tiny_xi_loses_the_direction_in_float32():

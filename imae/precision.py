@@ -1,0 +1,54 @@
+"""Mixed precision: which precision a run trains in, and the one context its networks run under.
+
+bf16 is the standard mixed precision: torch.autocast runs the networks' matmuls and convolutions in
+bfloat16 while parameters, gradients and optimiser state stay float32, and the networks return
+float32 (networks.py), so everything that needs the range or the precision (the minibatch
+aggregate-density estimator, entropies, KLs, BCE, the total correlation, VAT's KL and its
+finite-difference direction) computes in float32."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import torch
+
+# CPU units that run bf16 matmuls several times faster than fp32 (Intel AMX, AVX512-BF16); without
+# them bf16 runs through fallback kernels, 7-20x slower than fp32 on an AVX2 CPU (README, "Precision").
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@functools.cache
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """This CPU's feature flags, from /proc/cpuinfo (none where it cannot be read: not Linux)."""
+    try:
+        lines = Path(cpuinfo).read_text().splitlines()
+    except OSError:
+        return frozenset()
+    return next((frozenset(line.partition(":")[2].split()) for line in lines if line.startswith("flags")),
+                frozenset())
+
+
+def choose_precision(asked: str, device: torch.device, flags: frozenset[str] | None = None,
+                     cuda_bf16: bool | None = None) -> tuple[str, str]:
+    """(precision, why): `asked` itself unless it is auto; auto is bf16 on a CUDA device that runs bf16
+    natively or a CPU with one of BF16_CPU_FLAGS, fp32 elsewhere. flags and cuda_bf16 default to
+    this machine's (given in tests)."""
+    if asked != "auto":
+        return asked, "asked for"
+    if device.type == "cuda":
+        if cuda_bf16 is None:
+            cuda_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        return ("bf16", "auto: the GPU runs bf16") if cuda_bf16 else ("fp32", "auto: the GPU has no native bf16")
+    units = [flag for flag in BF16_CPU_FLAGS if flag in (cpu_flags() if flags is None else flags)]
+    if units:
+        return "bf16", f"auto: this CPU has {' and '.join(units)}"
+    return "fp32", "auto: this CPU has neither AMX nor AVX512-BF16"
+
+
+def autocast(precision: str, device: torch.device):
+    """The context the networks run under: bf16 autocast, or nothing for fp32 (auto is chosen first)."""
+    if choose_precision(precision, device)[0] == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
