@@ -60,6 +60,8 @@ def _acquire(path: Path, attempts: int = 5) -> dict:
                                 f"({_describe(text)}); wait for it to end, or if it is dead delete {path}") from None
             _take_over(path, text)
             continue
+        except OSError as exc:  # a read-only or missing study directory
+            raise ImaeError(f"{path}: cannot create the study directory's lock ({exc.strerror})") from None
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(holder, sort_keys=True) + "\n")
             f.flush()
@@ -92,7 +94,7 @@ def _token(text: str | None) -> str | None:
 def _describe(text: str) -> str:
     holder = _parse(text)
     if not holder:
-        return "holder unknown: the lock file is unreadable"
+        return "holder unknown: the lock file is empty or unreadable"
     return f"host {holder.get('host')}, pid {holder.get('pid')}, started {holder.get('started')}"
 
 
