@@ -2,6 +2,7 @@
 
 A run directory holds config.json; a finished run also holds metrics.json, a failed one
 error.json ({"error": one line, "traceback": text}), and one still running or killed neither.
+A sweep also writes attempt.json: where the run's latest attempt ran (host, Ray node id).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from . import runs
 from .errors import ImaeError
 
 ERROR = "error.json"
+ATTEMPT = "attempt.json"
 
 
 def find_runs(study_dir: Path) -> list[Path]:
@@ -62,6 +64,9 @@ def load_run(run_dir: Path, study_dir: Path | None = None) -> dict:
         row.update(scalar_metrics(table_metrics(runs.read_json(run_dir / runs.METRICS))))
     elif status == "failed":
         row["error"] = runs.read_json(run_dir / ERROR).get("error", "")
+    if (run_dir / ATTEMPT).is_file():
+        attempt = runs.read_json(run_dir / ATTEMPT)
+        row.update({key: attempt.get(key) for key in ("host", "ray_node")})
     return row
 
 

@@ -11,7 +11,12 @@ into results.csv and results.jsonl (imae.results.results_table).
 
 Backends: a local process pool ('spawn': torch and fork do not mix), or Ray tasks on a cluster,
 where the study directory must be on storage every node sees at the same path (NFS or similar) and
-imae must be installed on every node.
+imae must be installed on every node. Ray runs a task again (up to RAY_RETRIES times) when the node
+or worker process running it dies; an attempt that finds the run already started by this sweep
+resumes it from its checkpoint, so the run ends as if never interrupted. Each attempt records
+where it ran in RUN_DIR/attempt.json (host, Ray node id, pid, sweep), shown in the results table.
+
+One sweep at a time holds the study directory (imae.lock): a second is refused, naming the first.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import io
 import json
 import os
 import shutil
+import socket
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -33,13 +40,15 @@ from tqdm import tqdm
 from . import runs
 from .config import TrainConfig
 from .errors import CheckpointError, ImaeError
-from .results import ERROR, results_table, run_status
+from .lock import study_lock
+from .results import ATTEMPT, ERROR, results_table, run_status
 from .study import StudyRun
 
 RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
 LOG = "train.log"
 IGNORED_IN_COMPARISON = ("data_dir",)
+RAY_RETRIES = 3  # attempts after the first when a task's node or worker process dies
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class Task:
     config: dict
     action: str  # "start", "resume" (incomplete: continue from its checkpoint) or "restart" (failed)
     threads: int = 1
+    sweep: str = ""  # the sweep's id (its lock token): tells a retried attempt from an earlier sweep's
 
 
 @dataclass
@@ -106,13 +116,19 @@ def run_one(task: Task) -> str | None:
 
     torch.set_num_threads(task.threads)
     run_dir, config = Path(task.run_dir), TrainConfig.from_dict(task.config)
-    if task.action != "resume":  # a new or failed run starts from an empty directory
+    retried = _attempted_in(run_dir, task.sweep)
+    if retried and run_status(run_dir) == "finished":  # its last attempt died after metrics.json
+        return None
+    if task.action != "resume" and not retried:  # a new or failed run starts from an empty directory
         shutil.rmtree(run_dir, ignore_errors=True)
         runs.prepare(run_dir, config)  # config.json first: the run is in the results table from now on
+    attempt = {"host": socket.gethostname(), "ray_node": _ray_node(), "pid": os.getpid(), "sweep": task.sweep}
+    runs.write_json(run_dir / ATTEMPT, attempt)
     with open(run_dir / LOG, "a") as log_file:
         def log(line: str) -> None:
             log_file.write(line + "\n")
             log_file.flush()
+        log(f"attempt on host {attempt['host']}, Ray node {attempt['ray_node']}, pid {attempt['pid']}")
         try:
             # resume=True also starts a prepared directory without a checkpoint from scratch
             train(config, run_dir, resume=True, progress=False, log=log)
@@ -121,6 +137,19 @@ def run_one(task: Task) -> str | None:
             trace = traceback.format_exc()
             log(trace)
             return record_failure(run_dir, exc, trace)
+
+
+def _attempted_in(run_dir: Path, sweep: str) -> bool:
+    """Whether an earlier attempt of this same sweep started the run: Ray ran the task again after
+    its node died, and the run continues from that attempt's checkpoint."""
+    path = run_dir / ATTEMPT
+    return bool(sweep) and path.is_file() and runs.read_json(path).get("sweep") == sweep
+
+
+def _ray_node() -> str | None:
+    """The Ray node id when this process is a Ray worker, else None."""
+    ray = sys.modules.get("ray")
+    return ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else None
 
 
 def record_failure(run_dir: Path, exc: BaseException, trace: str) -> str:
@@ -157,11 +186,14 @@ def run_ray(tasks: list[Task], address: str | None, workers: int) -> Iterator[tu
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise ImaeError(f"option --address {address}: cannot start or reach Ray ({exc})".splitlines()[0]) from None
+    except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:  # RayError: no token
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = "; is RAY_AUTH_TOKEN the cluster's?" if address else ""
+        raise ImaeError(f"option --address {address}: cannot start or reach Ray ({reason}){hint}") from None
     try:
         remote = ray.remote(run_one)
-        pending = {remote.options(num_cpus=task.threads).remote(task): task for task in tasks}
+        pending = {remote.options(num_cpus=task.threads, max_retries=RAY_RETRIES).remote(task): task
+                   for task in tasks}
         while pending:
             [ref], _ = ray.wait(list(pending), num_returns=1)
             task = pending.pop(ref)
@@ -195,26 +227,27 @@ def write_results(out: Path) -> tuple[Path, Path]:
 
 def sweep(study: list[StudyRun], out: Path, backend: str = "local", workers: int | None = None,
           threads: int | None = None, address: str | None = None, progress: bool = True) -> Summary:
-    """Run every unfinished run of the study below `out`; gather the results table."""
+    """Run every unfinished run of the study below `out`, holding its lock; gather the results table."""
     out = Path(out)
-    tasks, done = plan(study, out)
     out.mkdir(parents=True, exist_ok=True)
-    summary = Summary(skipped=done)
-    if tasks:
-        cores = available_cores()
-        workers = workers or min(cores, len(tasks))
-        threads = threads or (max(1, cores // workers) if backend == "local" else 1)
-        tasks = [Task(t.name, t.run_dir, t.config, t.action, threads) for t in tasks]
-        outcomes = run_local(tasks, workers) if backend == "local" else run_ray(tasks, address, workers)
-        with tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress) as bar:
-            for task, error in outcomes:
-                if error is None:
-                    summary.finished.append(task.name)
-                else:
-                    summary.failed[task.name] = error
-                    bar.write(f"failed: {task.name}: {error}")
-                bar.update()
-    summary.tables = write_results(out)
+    with study_lock(out) as holder:
+        tasks, done = plan(study, out)
+        summary = Summary(skipped=done)
+        if tasks:
+            cores = available_cores()
+            workers = workers or min(cores, len(tasks))
+            threads = threads or (max(1, cores // workers) if backend == "local" else 1)
+            tasks = [replace(t, threads=threads, sweep=holder["token"]) for t in tasks]
+            outcomes = run_local(tasks, workers) if backend == "local" else run_ray(tasks, address, workers)
+            with tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress) as bar:
+                for task, error in outcomes:
+                    if error is None:
+                        summary.finished.append(task.name)
+                    else:
+                        summary.failed[task.name] = error
+                        bar.write(f"failed: {task.name}: {error}")
+                    bar.update()
+        summary.tables = write_results(out)
     return summary
 
 

@@ -5,16 +5,20 @@ import csv
 import itertools
 import json
 import math
+import os
 import shutil
+import socket
 
 import pytest
+import torch
 from conftest import write_mnist_like
 
 from imae.cli import main
 from imae.config import RECIPES
 from imae.errors import CheckpointError, ConfigError
-from imae.sweep import plan
+from imae.results import results_table
 from imae.study import load_study
+from imae.sweep import Task, plan, run_one
 
 TINY = "train_subset = 64\nbatch_size = 32\nepochs = 1\neval_batch_size = 128\ncontinuous_dim = 2\ncategories = 4\n"
 
@@ -298,6 +302,40 @@ def test_a_setting_added_after_a_run_was_made_counts_as_its_default(tmp_path):
     (run_dir / "config.json").write_text(json.dumps(old))
     with pytest.raises(CheckpointError, match="validation_size"):
         plan(study, tmp_path / "out")
+
+
+def test_an_attempt_of_the_same_sweep_continues_the_run_and_another_sweeps_starts_it_again(tmp_path):
+    """Ray runs a task again when its node dies: that attempt resumes from the run's checkpoint (or
+    leaves a run it finished alone); a failed run of an earlier sweep starts again from scratch."""
+    data = write_mnist_like(tmp_path / "data")
+    [run] = load_study(_study(tmp_path, f'[settings]\ndata_dir = "{data}"\n{TINY}[grid]\nseed = [0]\n'))
+    run_dir = tmp_path / "out" / run.name
+    threads = torch.get_num_threads()
+    try:
+        assert run_one(Task(run.name, str(run_dir), run.config.to_dict(), "start", sweep="first")) is None
+        metrics = (run_dir / "metrics.json").read_bytes()
+        assert json.loads((run_dir / "attempt.json").read_text()) == {
+            "host": socket.gethostname(), "ray_node": None, "pid": os.getpid(), "sweep": "first"}
+        # The same task again: the run is finished, nothing is rewritten.
+        before = (run_dir / "metrics.json").stat().st_mtime_ns
+        assert run_one(Task(run.name, str(run_dir), run.config.to_dict(), "start", sweep="first")) is None
+        assert (run_dir / "metrics.json").stat().st_mtime_ns == before
+        # Killed after its last checkpoint, before metrics.json: the next attempt resumes.
+        (run_dir / "metrics.json").unlink()
+        assert run_one(Task(run.name, str(run_dir), run.config.to_dict(), "start", sweep="first")) is None
+        log = (run_dir / "train.log").read_text()
+        assert log.count("attempt on host") == 2 and "resuming" in log
+        assert (run_dir / "metrics.json").read_bytes() == metrics
+        # A later sweep retrying the run (recorded as failed) empties its directory first.
+        (run_dir / "error.json").write_text('{"error": "x", "traceback": ""}')
+        assert run_one(Task(run.name, str(run_dir), run.config.to_dict(), "restart", sweep="second")) is None
+        log = (run_dir / "train.log").read_text()
+        assert log.count("attempt on host") == 1 and "resuming" not in log and not (run_dir / "error.json").exists()
+        assert (run_dir / "metrics.json").read_bytes() == metrics
+    finally:
+        torch.set_num_threads(threads)
+    [row] = results_table(tmp_path / "out")
+    assert (row["host"], row["ray_node"]) == (socket.gethostname(), None)
 
 
 @pytest.mark.ray
