@@ -26,6 +26,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import traceback
@@ -139,6 +140,17 @@ def run_one(task: Task) -> str | None:
             return record_failure(run_dir, exc, trace)
 
 
+def run_on_ray_worker(task: Task) -> str | None:
+    """run_one in a Ray worker, which dies with its raylet (Linux): a worker orphaned by a lost node would
+    otherwise go on writing the run directory while Ray's retry of the task resumes the same run."""
+    if sys.platform == "linux":
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the parent is the raylet
+        if os.getppid() == 1:  # the raylet died before the call
+            os._exit(1)
+    return run_one(task)
+
+
 def _attempted_in(run_dir: Path, sweep: str) -> bool:
     """Whether an earlier attempt of this same sweep started the run: Ray ran the task again after
     its node died, and the run continues from that attempt's checkpoint."""
@@ -191,7 +203,7 @@ def run_ray(tasks: list[Task], address: str | None, workers: int) -> Iterator[tu
         hint = "; is RAY_AUTH_TOKEN the cluster's?" if address else ""
         raise ImaeError(f"option --address {address}: cannot start or reach Ray ({reason}){hint}") from None
     try:
-        remote = ray.remote(run_one)
+        remote = ray.remote(run_on_ray_worker)
         pending = {remote.options(num_cpus=task.threads, max_retries=RAY_RETRIES).remote(task): task
                    for task in tasks}
         while pending:
