@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from .config import (ARCHITECTURES, DATASETS, DEVICES, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS, PRECISIONS,
-                     RECIPES, TRAIN_SPLITS, TrainConfig, is_data_path)
+from .config import (ARCHITECTURES, DATASETS, DCI_ESTIMATORS, DEVICES, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS,
+                     PRECISIONS, RECIPES, TRAIN_SPLITS, TrainConfig, is_data_path)
 from .errors import ImaeError
 
 DEFAULTS = TrainConfig()
@@ -31,6 +31,9 @@ def _train_parser(sub) -> None:
     g.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision,
                    help="the networks' matmuls: auto (default) is bf16 on a GPU with bf16 or a CPU with AMX or "
                         "AVX512-BF16, else fp32; estimators and final metrics stay fp32; --resume keeps the run's")
+    g.add_argument("--dci-estimator", choices=DCI_ESTIMATORS, default=DEFAULTS.dci_estimator,
+                   help="data with factors: DCI's classifiers, gbt (default: disentanglement_lib's gradient "
+                        "boosting, ~9 min on dSprites) or forest (~12 s, not comparable with published DCI)")
     g.add_argument("--out", type=Path, help="run directory (default runs/DATASET-MODEL-beta-B-seed-S)")
     g.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     g.add_argument("--seed", type=int, default=DEFAULTS.seed)

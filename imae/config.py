@@ -18,6 +18,7 @@ MODELS = AUTOENCODERS + ("imsat",)
 ARCHITECTURES = ("mlp", "mlp-large", "mlp-imsat", "conv")
 TRAIN_SPLITS = ("train", "all")
 DEVICES = ("auto", "cpu", "cuda")
+DCI_ESTIMATORS = ("gbt", "forest")
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the hardware runs it fast (precision.py)
 INFOVAE_DIVERGENCES = ("kl", "mmd-rbf", "mmd-imq")
 # JointVAE's published schedules (Dupont 2018): (C_y target, C_z target, iterations to reach them);
@@ -120,6 +121,9 @@ class TrainConfig:
     validation_seed: int = 0
     eval_batch_size: int = 2000
     device: str = "auto"  # auto: CUDA when available, else CPU
+    # DCI's classifiers: disentanglement_lib's gradient boosting ("gbt": comparable with published DCI, ~9 min
+    # on dSprites here) or a random forest ("forest": ~12 s, other numbers; bench/mig_speed.py).
+    dci_estimator: str = "gbt"
     precision: str = "auto"  # the networks' matmuls; a run resolves auto once and keeps it (training.py)
 
     @property
@@ -139,6 +143,7 @@ class TrainConfig:
         _choice("infovae_divergence", self.infovae_divergence, INFOVAE_DIVERGENCES)
         _choice("device", self.device, DEVICES)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("dci_estimator", self.dci_estimator, DCI_ESTIMATORS)
         _choice("recipe", self.recipe, tuple(RECIPES))
         defaults = {**GENERIC_DEFAULTS, **DATASET_DEFAULTS.get(self.dataset, {}), **RECIPES[self.recipe],
                     **RECIPE_DATASET_DEFAULTS.get((self.recipe, self.dataset), {}),

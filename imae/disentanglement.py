@@ -28,9 +28,9 @@ from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC
 
 from . import estimators as est
+from .config import DCI_ESTIMATORS
 
 METHODS = ("quadrature", "sampling")
-DCI_ESTIMATORS = ("gbt", "forest")
 # How far an information estimate may pass its bound (I(z; v_k) <= H(v_k), 0 <= I(x; z_k) <= log N) before it
 # is an error: the quadrature is accurate to ~1e-7 nats.
 BOUND_TOLERANCE = 1e-6

@@ -16,9 +16,6 @@ from .precision import autocast
 # z's drawn for the whole-split total correlation: each log q(z) is exact over all N encodings, the mean
 # over z's is a Monte Carlo estimate (standard error reported); all N z's cost O(N^2 K), days on dSprites.
 TOTAL_CORRELATION_SAMPLES = 2000
-# DCI's classifiers: disentanglement_lib's gradient boosting ("gbt"), so that DCI compares with published numbers;
-# "forest" is ~N times faster (bench/mig_speed.py) but gives other numbers.
-DCI_ESTIMATOR = "gbt"
 
 
 def clustering_accuracy(predicted, labels) -> float:
@@ -83,7 +80,7 @@ def reconstruction_error(model: HybridAutoencoder, images: torch.Tensor, post: P
 
 @torch.no_grad()
 def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000, complete: bool = False,
-             seed: int = 0, precision: str = "fp32") -> dict:
+             seed: int = 0, precision: str = "fp32", dci_estimator: str = "gbt") -> dict:
     """accuracy (if labelled), I(x;y) over the whole split (eq 7) with its two entropies, and the
     reconstruction error (models with a decoder), all in nats. complete: also the confusion matrix (if
     labelled), the statistics of z (code_statistics) and, where the split has known factors (dSprites),
@@ -123,7 +120,7 @@ def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000, 
             sizes = tuple(int(size) for size in factors.max(0).values + 1)
             metrics.update(dis.disentanglement_metrics(post.mu, post.logvar, post.logits, factors, sizes,
                                                        torch.Generator().manual_seed(seed),
-                                                       dci_estimator=DCI_ESTIMATOR))
+                                                       dci_estimator=dci_estimator))
     if not_applicable:  # one key for every null metric's reason, as disentanglement_metrics writes it
         metrics["undefined"] = {**metrics.get("undefined", {}), **not_applicable}
     return metrics

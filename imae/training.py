@@ -423,7 +423,8 @@ def final_metrics(model: HybridAutoencoder, test_set: ImageSet, cfg: TrainConfig
     trained_on = cfg.train_split == "all" or not has_test_split(cfg.dataset)
     if cfg.train_split == "all":
         log("the test images were trained on (train_split all): the test metrics are not held out")
-    return {**evaluate(model, test_set, cfg.eval_batch_size, complete=True, seed=cfg.seed),
+    return {**evaluate(model, test_set, cfg.eval_batch_size, complete=True, seed=cfg.seed,
+                       dci_estimator=cfg.dci_estimator),
             "test_images_trained_on": trained_on}
 
 
