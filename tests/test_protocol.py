@@ -59,15 +59,21 @@ def _row_bytes(images: torch.Tensor) -> set[bytes]:
     return {bytes(row.flatten().tolist()) for row in images}
 
 
-def test_validation_images_are_never_trained_on(tiny_mnist, tmp_path, monkeypatch):
-    trained = []
+@pytest.fixture
+def trained(monkeypatch) -> list[torch.Tensor]:
+    """Every batch the trainer steps on, as uint8 images (filled while a test trains)."""
+    batches = []
     real_step = training.train_step
 
     def recording_step(model, objective, optimizer, x, *args, **kwargs):
-        trained.append(torch.round(x * 255).to(torch.uint8))
+        batches.append(torch.round(x * 255).to(torch.uint8))
         return real_step(model, objective, optimizer, x, *args, **kwargs)
 
     monkeypatch.setattr(training, "train_step", recording_step)
+    return batches
+
+
+def test_validation_images_are_never_trained_on(tiny_mnist, tmp_path, trained):
     out = tmp_path / "run"
     assert main(["train", "--dataset", "mnist", "--data-dir", str(tiny_mnist), "--out", str(out), *FAST,
                  "--batch-size", "32", "--validation-size", "64", "--train-subset", "150"]) == 0
@@ -107,16 +113,8 @@ def test_validation_that_leaves_nothing_to_train_on_is_refused(tiny_mnist, tmp_p
     assert "validation_size" in err and "\n" not in err
 
 
-def test_training_on_all_images_takes_the_test_images_but_never_the_validation_ones(tiny_mnist, tmp_path, monkeypatch,
+def test_training_on_all_images_takes_the_test_images_but_never_the_validation_ones(tiny_mnist, tmp_path, trained,
                                                                                    capsys):
-    trained = []
-    real_step = training.train_step
-
-    def recording_step(model, objective, optimizer, x, *args, **kwargs):
-        trained.append(torch.round(x * 255).to(torch.uint8))
-        return real_step(model, objective, optimizer, x, *args, **kwargs)
-
-    monkeypatch.setattr(training, "train_step", recording_step)
     out = tmp_path / "run"
     assert main(["train", "--dataset", "mnist", "--data-dir", str(tiny_mnist), "--out", str(out), *FAST,
                  "--batch-size", "32", "--validation-size", "64", "--train-split", "all"]) == 0
