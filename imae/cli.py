@@ -1,8 +1,9 @@
-"""The `imae` command: train, sweep, evaluate, download, figures, report."""
+"""The `imae` command: train, sweep, evaluate, reproduce, download, figures, report."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from .config import (ARCHITECTURES, DATASETS, DCI_ESTIMATORS, DEVICES, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS,
                      PRECISIONS, RECIPES, TRAIN_SPLITS, TrainConfig, is_data_path)
-from .errors import ImaeError
+from .errors import CheckpointError, ImaeError
 
 DEFAULTS = TrainConfig()
 
@@ -49,6 +50,8 @@ def _train_parser(sub) -> None:
                         "on it, never on the test split (default 0: none)")
     g.add_argument("--validation-seed", type=int, default=DEFAULTS.validation_seed,
                    help="which images the validation split holds (the same for every run seed)")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads (default: torch's own count); config.json records the count used")
     g.add_argument("--no-progress", action="store_true", help="no progress bar (the per-epoch log line stays)")
     m = p.add_argument_group("model and objective")
     m.add_argument("--recipe", choices=tuple(RECIPES), default=DEFAULTS.recipe,
@@ -141,6 +144,24 @@ def cmd_train(args) -> int:
     metrics = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
     print(json.dumps(metrics, indent=2, sort_keys=True))
     print(f"run directory: {run_dir} (metrics.json, checkpoint.pt, config.json, TensorBoard events)")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from . import runs
+    from .training import train
+    cfg = runs.load_config(args.run_dir)
+    if not (args.run_dir / runs.METRICS).is_file():
+        raise CheckpointError(f"{args.run_dir / runs.METRICS}: missing; the run has not finished")
+    if args.data_dir:
+        cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
+    train(cfg, args.out, progress=not args.no_progress)
+    original, again = (runs.read_json(d / runs.METRICS) for d in (args.run_dir, args.out))
+    differ = sorted(k for k in set(original) | set(again) if original.get(k) != again.get(k))
+    if differ:
+        print(f"{args.out / runs.METRICS} differs from {args.run_dir / runs.METRICS} in: {', '.join(differ)}")
+        return 1
+    print(f"reproduced: {args.out / runs.METRICS} equals {args.run_dir / runs.METRICS}")
     return 0
 
 
@@ -250,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", type=Path)
     e.add_argument("--data-dir", help="directory with the data set's files, if not where training found them")
     e.add_argument("--device", choices=DEVICES, default="cpu")
+    r = sub.add_parser("reproduce", help="train a run again from its config.json and compare metrics.json",
+                       description="Train a new run into OUT with every setting of RUN_DIR/config.json (seed, "
+                                   "threads, precision) and compare its metrics.json with RUN_DIR's: exit 0 if "
+                                   "they are equal, 1 (naming the keys) if not. Equality needs the same torch "
+                                   "version and a CPU of the same kind.")
+    r.add_argument("run_dir", type=Path)
+    r.add_argument("--out", type=Path, required=True, help="the new run's directory")
+    r.add_argument("--data-dir", help="directory with the data set's files, if not where training found them")
+    r.add_argument("--no-progress", action="store_true")
     d = sub.add_parser("download", help="fetch MNIST or Fashion-MNIST and verify checksums",
                        description="Download the four IDX files from the official mirrors into DIR, verifying "
                                    "the published MD5 of each .gz and the SHA-256 of its content.")
@@ -261,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "download": cmd_download,
+    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "download": cmd_download,
                "sweep": cmd_sweep, "figures": cmd_figures, "report": cmd_report}[args.command]
     try:
         return handler(args)

@@ -124,7 +124,11 @@ class TrainConfig:
     # DCI's classifiers: disentanglement_lib's gradient boosting ("gbt": comparable with published DCI, ~9 min
     # on dSprites here) or a random forest ("forest": ~12 s, other numbers; bench/mig_speed.py).
     dci_estimator: str = "gbt"
-    precision: str = "auto"  # the networks' matmuls; a run resolves auto once and keeps it (training.py)
+    # The networks' matmuls; a run resolves auto once, keeps it, and its config.json records what it resolved to.
+    precision: str = "auto"
+    # Torch threads the run trains with (None: torch's default); config.json records the count used, since
+    # the last bits of a result change with it, and re-running a run's config.json re-uses it (imae reproduce).
+    threads: int | None = None
 
     @property
     def gamma_value(self) -> float:
@@ -196,6 +200,8 @@ class TrainConfig:
             _integer_at_least("train_subset", self.train_subset, 2)
         _integer_at_least("validation_size", self.validation_size, 0)
         _integer_at_least("validation_seed", self.validation_seed, 0)
+        if self.threads is not None:
+            _integer_at_least("threads", self.threads, 1)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise ConfigError(f"option data_dir: expected a path, got {self.data_dir!r}")
         if not isinstance(self.vat, bool):

@@ -48,7 +48,8 @@ from .study import StudyRun
 RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
 LOG = "train.log"
-IGNORED_IN_COMPARISON = ("data_dir",)
+# Where the data are found and how many threads ran a run do not make it another run.
+IGNORED_IN_COMPARISON = ("data_dir", "threads")
 RAY_RETRIES = 3  # attempts after the first when a task's node or worker process dies
 
 
@@ -99,7 +100,8 @@ def _check_existing(run_dir: Path, config: dict) -> str:
         raise CheckpointError(f"{run_dir / runs.CONFIG}: expected a JSON object of settings")
     # A setting absent from a run's config.json was added to imae after the run: it ran with its default.
     defaults = TrainConfig().to_dict()
-    keys = sorted(k for k in set(saved) | set(config) if k not in IGNORED_IN_COMPARISON
+    ignored = IGNORED_IN_COMPARISON + (("precision",) if config.get("precision") == "auto" else ())
+    keys = sorted(k for k in set(saved) | set(config) if k not in ignored
                   and saved.get(k, defaults.get(k, "absent")) != config.get(k, defaults.get(k, "absent")))
     if keys:
         raise CheckpointError(f"{run_dir}: its config.json differs from the study's config for this run "
@@ -111,12 +113,10 @@ def run_one(task: Task) -> str | None:
     """Train one run in a worker process; returns None, or the one-line error also written to
     error.json. Uses task.threads torch threads: several processes each using every core would
     slow each other down several times over."""
-    import torch
-
     from .training import train
 
-    torch.set_num_threads(task.threads)
-    run_dir, config = Path(task.run_dir), TrainConfig.from_dict(task.config)
+    run_dir = Path(task.run_dir)
+    config = replace(TrainConfig.from_dict(task.config), threads=task.threads)  # train() sets them
     retried = _attempted_in(run_dir, task.sweep)
     if retried and run_status(run_dir) == "finished":  # its last attempt died after metrics.json
         return None

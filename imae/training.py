@@ -282,6 +282,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     from torch.utils.tensorboard import SummaryWriter  # slow import; only needed here
 
     run_dir = Path(run_dir)
+    cfg = with_threads(cfg)
     train_set, validation_set, test_set = load_splits(cfg, log)
     input_shape = tuple(train_set.images.shape[1:])
     state = new_training_state(cfg, input_shape)
@@ -293,10 +294,14 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         log(f"validation split: {len(validation_set)} training images held out (validation_seed "
             f"{cfg.validation_seed}); {len(train_set)} left to train on")
     start_epoch = 1
+    # config.json records the threads and the precision auto resolved to: re-running it trains the same way.
+    recorded = dataclasses.replace(cfg, precision=state.precision)
     if not resume:
-        runs.prepare(run_dir, cfg)
+        runs.prepare(run_dir, recorded)
     else:
         start_epoch = resume_point(run_dir, state, log)
+        if start_epoch == 1:  # a directory prepared by a sweep, or killed before its first checkpoint
+            runs.write_json(run_dir / runs.CONFIG, recorded.to_dict())
     log(f"precision: {state.precision} ({state.precision_reason})")
     vat_radius = per_sample_vat_radius(cfg, train_set)
     if vat_radius is not None:
@@ -335,6 +340,14 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         metrics.update(validation_metrics(state.model, validation_set, cfg))
     runs.write_json(run_dir / runs.METRICS, metrics)
     return metrics
+
+
+def with_threads(cfg: TrainConfig) -> TrainConfig:
+    """Train with cfg.threads torch threads, or record torch's current count where it is None."""
+    if cfg.threads is None:
+        return dataclasses.replace(cfg, threads=torch.get_num_threads())
+    torch.set_num_threads(cfg.threads)
+    return cfg
 
 
 def unsupervised_score(model: HybridAutoencoder, train_set: ImageSet, cfg: TrainConfig) -> float:

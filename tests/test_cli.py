@@ -49,6 +49,21 @@ def test_same_seed_same_metrics(tiny_mnist, tmp_path):
     assert (tmp_path / "a" / "metrics.json").read_text() == (tmp_path / "b" / "metrics.json").read_text()
 
 
+def test_reproduce_trains_a_run_again_from_its_config_json(tiny_mnist, tmp_path, capsys):
+    assert _train(tiny_mnist, tmp_path / "run", "--threads", "1") == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["threads"] == 1
+    assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "again"), "--no-progress"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(f"equals {tmp_path / 'run' / 'metrics.json'}")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics["accuracy"] += 0.01  # a run that does not reproduce is named
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
+    assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "third"), "--no-progress"]) == 1
+    assert "differs" in capsys.readouterr().out.splitlines()[-1]
+    (tmp_path / "run" / "metrics.json").unlink()
+    assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "fourth")]) == 2
+    assert "has not finished" in _error_line(capsys)
+
+
 def test_resume_finishes_like_an_uninterrupted_run(tiny_mnist, tmp_path):
     assert _train(tiny_mnist, tmp_path / "full", "--epochs", "3") == 0
     assert _train(tiny_mnist, tmp_path / "cut", "--epochs", "3") == 0

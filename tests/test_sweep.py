@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import socket
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from conftest import write_mnist_like
 from imae.cli import main
 from imae.config import RECIPES
 from imae.errors import CheckpointError, ConfigError
+from imae.precision import choose_precision
 from imae.results import results_table
 from imae.study import load_study
 from imae.sweep import Task, plan, run_one
@@ -302,6 +304,19 @@ def test_a_setting_added_after_a_run_was_made_counts_as_its_default(tmp_path):
     (run_dir / "config.json").write_text(json.dumps(old))
     with pytest.raises(CheckpointError, match="validation_size"):
         plan(study, tmp_path / "out")
+
+
+def test_a_run_recorded_its_threads_and_resolved_precision_and_still_belongs_to_its_study(tmp_path):
+    data = write_mnist_like(tmp_path / "data")
+    study = load_study(_study(tmp_path, f'[settings]\ndata_dir = "{data}"\n{TINY}[grid]\nseed = [0]\n'))
+    assert study[0].config.precision == "auto"
+    assert _sweep(str(tmp_path / "study.toml"), tmp_path / "out", "--threads", "1") == 0
+    saved = json.loads((tmp_path / "out" / study[0].name / "config.json").read_text())
+    assert (saved["threads"], saved["precision"]) == (1, choose_precision("auto", torch.device("cpu"))[0])
+    assert plan(study, tmp_path / "out") == ([], [study[0].name])  # other threads, auto: the same run
+    bf16 = [replace(run, config=replace(run.config, precision="bf16")) for run in study]
+    with pytest.raises(CheckpointError, match="precision"):  # a precision asked for must match
+        plan(bf16, tmp_path / "out")
 
 
 def test_an_attempt_of_the_same_sweep_continues_the_run_and_another_sweeps_starts_it_again(tmp_path):
