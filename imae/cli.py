@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import json
 import os
 import sys
@@ -199,6 +200,10 @@ def _sweep_parser(sub) -> None:
     g.add_argument("--seeds", nargs="+", type=int, help="the seed axis")
     g.add_argument("--epochs", type=int, help="epochs of every run")
     g.add_argument("--data-dir", help="directory with the IDX files, for every run")
+    g.add_argument("--only", nargs="+", metavar="PATTERN",
+                   help="run only the runs whose directory below --out matches one of these shell patterns "
+                        "('mnist/*seed0*'; * also matches /): a large study in the order you choose, the names "
+                        "unchanged")
     b = p.add_argument_group("execution")
     b.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: a process pool on this machine; ray: Ray tasks (the study directory must be on "
@@ -223,6 +228,10 @@ def cmd_sweep(args) -> int:
     settings = {key: value for key, value in (("epochs", args.epochs), ("data_dir", args.data_dir))
                 if value is not None}
     study = load_study(args.study, axes, settings)
+    if args.only:
+        study = [run for run in study if any(fnmatch.fnmatchcase(run.name, pattern) for pattern in args.only)]
+        if not study:
+            raise ImaeError(f"option --only: no run of {args.study} matches {' '.join(args.only)}")
     if args.dry_run:
         for run in study:
             print(json.dumps({"run": run.name, "config": dict(sorted(run.config.to_dict().items()))}))

@@ -94,6 +94,18 @@ def test_command_line_axes_and_settings_replace_the_files(tmp_path):
     assert runs[0].config.epochs == 9
 
 
+def test_only_picks_runs_by_their_unchanged_names(tmp_path, capsys):
+    path = _study(tmp_path, '[grid]\nmodel = ["imae", "beta-vae"]\nbeta = [2, 4]\nseed = [0, 1]\n')
+    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run", "--only", "*seed1", "mnist/imae/beta2*"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["run"] for row in printed[:-1]] == ["mnist/imae/beta2-seed0", "mnist/imae/beta2-seed1",
+                                                     "mnist/imae/beta4-seed1", "mnist/beta-vae/beta2-seed1",
+                                                     "mnist/beta-vae/beta4-seed1"]
+    assert main(["sweep", path, "--out", str(tmp_path / "out"), "--only", "fashion*"]) == 2
+    assert "option --only: no run" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_presets_hold_the_protocols():
     small = load_study("paper-small")
     assert len(small) == 4 * 3 * 2 + 3 * 2
