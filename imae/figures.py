@@ -241,7 +241,27 @@ def confusion_jobs(study_dir: Path, table: list[dict]) -> dict:
 
 
 def figure_jobs(study_dir: Path, table: list[dict]) -> dict:
-    """Every figure by its file name: a function of (out_dir, log) that returns the paths it wrote."""
+    """Every figure by its file name: a function of (out_dir, log) that returns the paths it wrote. A study
+    that ran the autoencoders under more than one recipe gets each figure once per recipe, in a folder named
+    after it (paper/fig3_mnist.png, tuned/fig3_mnist.png): a curve never mixes recipes."""
+    recipes = sorted({recipe_of(r) for r in table if r.get("model") in AUTOENCODERS})
+    if len(recipes) <= 1:
+        return {**paper_figure_jobs(study_dir, table), **confusion_jobs(study_dir, table)}
+    jobs = {}
+    for recipe in recipes:
+        rows = [r for r in table if recipe_of(r) == recipe]
+        for name, job in paper_figure_jobs(study_dir, rows).items():
+            jobs[f"{recipe}/{name}"] = lambda out, log, job=job, recipe=recipe: job(out / recipe, log)
+    return {**jobs, **confusion_jobs(study_dir, table)}
+
+
+def recipe_of(row: dict) -> str:
+    """A run's recipe; runs made before recipes existed trained with what is now "tuned"'s optimiser."""
+    return row.get("recipe") or "tuned"
+
+
+def paper_figure_jobs(study_dir: Path, table: list[dict]) -> dict:
+    """Fig. 2-8 of the runs in table, by file name."""
     jobs = {}
     for dataset in IMAGE_DATASETS:
         jobs[f"fig2_{dataset}"] = lambda out, log, d=dataset: pictures.figure_2(study_dir, table, out, d, log)
@@ -253,7 +273,7 @@ def figure_jobs(study_dir: Path, table: list[dict]) -> dict:
     jobs["fig7_dsprites"] = lambda out, log: mig_figure(table, out, "mig_with_y", 7, log)
     for dataset in IMAGE_DATASETS:
         jobs[f"fig8_{dataset}"] = lambda out, log, d=dataset: figure_8(table, out, d, log)
-    return {**jobs, **confusion_jobs(study_dir, table)}
+    return jobs
 
 
 def write_figures(study_dir: Path, out_dir: Path | None = None, log: Log = print) -> dict[str, list[Path]]:

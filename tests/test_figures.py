@@ -158,6 +158,25 @@ def test_missing_note_is_drawn_on_the_figure(fake_figures):
     assert ((full[..., 0] > 100) & (full[..., 1] < 40) & (full[..., 2] < 40)).sum() < red.sum() / 10
 
 
+def test_a_study_of_two_recipes_gets_each_figure_per_recipe(tmp_path):
+    """IMAE under both recipes, beta-VAE under the tuned one only: the paper recipe's Fig. 3 has no beta-VAE."""
+    rng = np.random.default_rng(0)
+    for recipe, models in (("paper", ("imae",)), ("tuned", ("imae", "beta-vae"))):
+        for model in models:
+            for seed in (0, 1):
+                write_run(tmp_path / f"{recipe}-{model}-{seed}", fake_metrics(rng, False), model=model, seed=seed,
+                          recipe=recipe)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["figures", str(tmp_path)]) == 0
+    lines = printed.getvalue().splitlines()
+    for recipe in ("paper", "tuned"):
+        assert_valid(tmp_path / "figures" / recipe / "fig3_mnist.png")
+    assert not (tmp_path / "figures" / "fig3_mnist.png").exists()
+    assert any(line.startswith("paper/fig3_mnist: missing: Accuracy: beta-VAE (no runs)") for line in lines)
+    assert "tuned/fig3_mnist: missing: Accuracy: InfoVAE (no runs), JointVAE (no runs)" in lines
+
+
 def test_not_a_directory_is_a_one_line_error(tmp_path, capsys):
     assert main(["figures", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.startswith("imae: error:")
