@@ -1,4 +1,4 @@
-"""Test accuracy over data sets x models x beta x seeds, as README tables: per data set and model the
+"""Test accuracy over data sets x models x beta x seeds, as the tables of docs/benchmarks.md: per data set and model the
 seed table, the mean with its spread (standard deviation, minimum to maximum), and the training time
 to reach a target test accuracy (0.95 by default) from each run's history.jsonl. Each cell is one
 training run with the model's default settings (IMSAT's recipe for imsat) plus the grid's values and

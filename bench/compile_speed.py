@@ -2,7 +2,7 @@
 training step (VAT on) and of encoding the MNIST test set, eager against compiled. Two ways of compiling
 the step: the networks (encoder and decoder modules), and the whole loss (forward pass and objective;
 VAT's autograd.grad breaks the graph). The project adopts compilation only where it gives >= 1.2x on
-top of the best precision (README, "Precision"); compile time is reported apart.
+top of the best precision (docs/benchmarks.md, "Precision"); compile time is reported apart.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python bench/compile_speed.py [--precisions fp32 bf16] [--device cuda]
 

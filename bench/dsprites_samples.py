@@ -1,4 +1,4 @@
-"""The README's figure of generated dSprites: each shape (rows of three) at scales 0.5 and 1, four
+"""The figure of generated dSprites in docs/dsprites.md: each shape (rows of three) at scales 0.5 and 1, four
 orientations, at two positions; one image per cell, drawn with its factor classes.
 
     python bench/dsprites_samples.py --out docs/dsprites_samples.png

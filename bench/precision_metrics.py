@@ -1,6 +1,6 @@
 """Would bf16 encodings do for the final metrics? Every scalar of a trained run's metrics.json recomputed
 with the networks in fp32 and in bf16 (the estimators in fp32 either way), side by side. metrics.json stays
-fp32 unless every metric moves by at most 1e-3 (README, "Precision").
+fp32 unless every metric moves by at most 1e-3 (docs/benchmarks.md, "Precision").
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python bench/precision_metrics.py RUN_DIR [--data-dir DIR]
 """

@@ -1,6 +1,7 @@
-"""The README's protocol tables, printed as Markdown from the run directories of results/protocol/:
-the recipes on MNIST (test numbers, 3 seeds), the variants behind the tuned recipe (validation
-numbers only: the choice is made there), and InfoVAE's divergence (MMD against KL).
+"""The protocol tables of docs/method.md (and the README's recipe table), printed as Markdown from the
+run directories of results/protocol/: the recipes on MNIST (test numbers, 3 seeds), the variants behind
+the tuned recipe (validation numbers only: the choice is made there), and InfoVAE's divergence (MMD
+against KL).
 
     python bench/protocol_tables.py [--root results/protocol]
 

@@ -11,7 +11,7 @@ not absolute times: the machine is shared and noisy):
       with --dsprites encoding all 737,280 dSprites images and every metric of them.
 
 bf16 is torch.autocast as training runs it (--precision bf16), whether or not the hardware has bf16
-units: on a CPU without AMX or AVX512-BF16 it is much slower (README, "Precision"); shrink --samples there.
+units: on a CPU without AMX or AVX512-BF16 it is much slower (docs/benchmarks.md, "Precision"); shrink --samples there.
 Measurements alternate over --rounds and report the median. Data stay on the device.
 
     python bench/speed.py --data-dir ../shared/data/mnist [--device cpu|cuda|auto] [--batch-sizes 256 1024]

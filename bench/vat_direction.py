@@ -6,7 +6,7 @@ double backward), for three ways of computing it:
   bf16 as trained    a bf16 run: imae/vat.py runs the power iteration in float32, the logits of x included;
   bf16 pass          the power iteration left to bf16 autocast, against the step's bf16 logits of x.
 
-The bf16 pass is why the power iteration stays in fp32 (README, "Precision").
+The bf16 pass is why the power iteration stays in fp32 (docs/benchmarks.md, "Precision").
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python bench/vat_direction.py --data-dir ../shared/data/mnist [--steps 300]
 """

@@ -57,13 +57,13 @@ def _train_parser(sub) -> None:
     m = p.add_argument_group("model and objective")
     m.add_argument("--recipe", choices=tuple(RECIPES), default=DEFAULTS.recipe,
                    help="paper: eq (10)-(11) with unit weights and Appendix G's optimisers; tuned (default): "
-                        "ours, chosen on a validation split (README, Recipes). It fills the weights, the "
+                        "ours, chosen on a validation split (docs/method.md, Recipes). It fills the weights, the "
                         "optimiser, lr and lr decay; an option given explicitly wins, and imsat's own recipe "
                         "wins over both")
     m.add_argument("--model", choices=MODELS, default=DEFAULTS.model,
                    help="imae (default), its baselines beta-vae, info-vae, joint-vae, or imsat: IMSAT (Hu et al. "
                         "2017), p(y|x) alone, no decoder and no z, with its published recipe as its defaults "
-                        "(README); options given explicitly win")
+                        "(docs/method.md, IMSAT); options given explicitly win")
     m.add_argument("--continuous-dim", type=int, help="K1, Gaussian code dimensions (default 10; imsat: 0, no z)")
     m.add_argument("--categories", type=int, help="K2, categories of y (default 3 on dsprites, else 10)")
     m.add_argument("--architecture", choices=ARCHITECTURES,

@@ -32,7 +32,7 @@ GENERIC_DEFAULTS = {"categories": 10, "architecture": "mlp", "continuous_dim": 1
                     "vat_xi": 1.0, "batch_size": 256, "epochs": 20}
 DATASET_DEFAULTS = {"dsprites": {"categories": 3, "architecture": "mlp-large"}}
 OPTIMIZERS = ("sgd", "adam")
-# Two named recipes fill the settings a user leaves unset (README, "Recipes"). `paper` is eq (10)-(11) as
+# Two named recipes fill the settings a user leaves unset (docs/method.md, "Recipes"). `paper` is eq (10)-(11) as
 # written (unit weights) with Appendix G's optimisers; `tuned` is ours: IMSAT's relative weights of H(y) and
 # VAT, a light reconstruction and Adam, chosen by measurement on a validation split of MNIST.
 RECIPES = {
@@ -59,7 +59,7 @@ MODEL_DEFAULTS = {
 
 @dataclass
 class TrainConfig:
-    """Everything that decides a training run. Defaults are documented in the README."""
+    """Everything that decides a training run. Defaults are documented in docs/method.md and docs/usage.md."""
 
     dataset: str = "mnist"  # a name in DATASETS, or a path to an image folder, a .npy or a .npz file
     data_dir: str | None = None
@@ -78,7 +78,7 @@ class TrainConfig:
     # a model's own defaults (MODEL_DEFAULTS: imsat's recipe) win over it.
     recipe: str = "tuned"
     # Objective weights, eq (10): recon + beta*L(y) + beta*L(z) - gamma*TC. The three w_* weights
-    # are 1 in the paper (recipe "paper"); recipe "tuned" chose them on a validation split (README).
+    # are 1 in the paper (recipe "paper"); recipe "tuned" chose them on a validation split (docs/method.md).
     beta: float | None = None  # 5 (imsat: 0.1)
     gamma: float | None = None  # None means 2 * beta, the paper's rule
     reconstruction_weight: float | None = None

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 # CPU units that run bf16 matmuls several times faster than fp32 (Intel AMX, AVX512-BF16); without
-# them bf16 runs through fallback kernels, 7-20x slower than fp32 on an AVX2 CPU (README, "Precision").
+# them bf16 runs through fallback kernels, 7-20x slower than fp32 on an AVX2 CPU (docs/benchmarks.md, "Precision").
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 

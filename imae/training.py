@@ -430,7 +430,8 @@ def resume_point(run_dir: Path, state: TrainingState, log: Callable) -> int:
 def final_metrics(model: HybridAutoencoder, test_set: ImageSet, cfg: TrainConfig, log: Callable = print) -> dict:
     """Every metric that applies to the data set and the model, on the whole test split, and whether the
     test images were among the training images (train_split "all", or a data set without a test split).
-    In fp32 whatever the run trained in: bf16 encodings did not keep every metric within 1e-3 (README)."""
+    In fp32 whatever the run trained in: bf16 encodings did not keep every metric within 1e-3
+    (docs/benchmarks.md, "Precision")."""
     if len(test_set) > MONITOR_SIZE:
         log(f"evaluating on all {len(test_set)} test images")
     trained_on = cfg.train_split == "all" or not has_test_split(cfg.dataset)

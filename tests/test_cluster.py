@@ -1,8 +1,8 @@
-"""A study on a real Ray cluster, the README's recipe: a head and a second node started by `ray start`
-as separate processes on this machine, the sweep connecting with --address 127.0.0.1:PORT. The
-second node's raylet is killed while it trains a run: Ray runs the task again on the head, the run
-resumes from its checkpoint and ends identical to an uninterrupted run. A second sweep on the same
-study directory meanwhile is refused, naming the first."""
+"""A study on a real Ray cluster, the recipe of docs/studies.md, "On a Ray cluster": a head and a second
+node started by `ray start` as separate processes on this machine, the sweep connecting with --address
+127.0.0.1:PORT. The second node's raylet is killed while it trains a run: Ray runs the task again on the
+head, the run resumes from its checkpoint and ends identical to an uninterrupted run. A second sweep on
+the same study directory meanwhile is refused, naming the first."""
 
 import csv
 import json
