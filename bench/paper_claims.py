@@ -1,0 +1,359 @@
+"""The numbers that judge the paper's claims (EXPERIMENTS.md), printed as Markdown from a study's runs
+(results/paper-cpu): C1 accuracy across beta on MNIST and Fashion-MNIST (Fig. 3), C2 Prop. 1's informative
+z_k (Fig. 2a), C3 MIG, reconstruction and total correlation on dSprites (Fig. 5), C4 the VAT ablation
+(Fig. 6, Appendix D), and JointVAE's local optima (Fig. 8).
+
+    python bench/paper_claims.py STUDY_DIR
+
+An interval is the 80% Student-t interval of a mean over seeds (imae.plots.mean_interval, the paper's
+"80% confidence intervals"), written "mean [low, high]"; one value has none. Runs of two recipes are never
+averaged together: every table is per recipe. Unfinished runs are left out and counted, so the tables can
+be printed while a study still runs."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from imae.config import AUTOENCODERS
+from imae.figures import DSPRITES, IMAGE_DATASETS, beta_or_gamma, finished, paper_settings, recipe_of
+from imae.plots import finite, mean_interval
+from imae.results import results_table
+
+BETA_RULE = "with VAT, IMAE at γ = 2β, JointVAE at its published capacity targets"
+# The per-dimension metrics of Prop. 1, flattened by results_table to "per_dimension.NAME.k".
+INFORMATION, SPREAD, NOISE = "mutual_info_xz", "variance_of_posterior_mean", "mean_posterior_variance"
+
+
+def finished_runs(study_dir: Path) -> list[dict]:
+    rows = results_table(study_dir)
+    left_out = sum(row["status"] != "finished" for row in rows)
+    if left_out:
+        print(f"({study_dir}: {left_out} run(s) not finished, left out)\n")
+    return [row for row in rows if row["status"] == "finished"]
+
+
+def note(message: str) -> None:
+    """paper_settings' log: what it left out, as a line above the tables it feeds."""
+    print(f"({message})\n")
+
+
+# Formatting
+
+
+def cell(values: Iterable, digits: int = 3, interval: bool = True) -> str:
+    """'mean [low, high]' over the finite values (80% Student-t interval of the mean); the mean alone for
+    one value or without interval; '–' for none."""
+    values = [v for v in values if finite(v)]
+    if not values:
+        return "–"
+    mean, low, high = mean_interval(values)
+    if len(values) == 1 or not interval:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def number(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if finite(value) else "–"
+
+
+def table(header: str, columns: list[str], lines: list[list]) -> None:
+    print(header + "\n")
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for line in lines:
+        print("| " + " | ".join(str(x) for x in line) + " |")
+    print()
+
+
+def counts(sizes: Iterable[int]) -> str:
+    """'3' or '2–3': how many runs each cell averages."""
+    sizes = sorted(set(sizes))
+    return "0" if not sizes else str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+
+
+# Grouping and pairing
+
+
+def autoencoders(rows: list[dict]) -> list[dict]:
+    """The paper's four models; IMSAT (no decoder, no z) is in none of its claims."""
+    return [r for r in rows if r.get("model") in AUTOENCODERS]
+
+
+def by_recipe(rows: list[dict]) -> dict[str, list[dict]]:
+    return {recipe: [r for r in rows if recipe_of(r) == recipe] for recipe in sorted({recipe_of(r) for r in rows})}
+
+
+def group_by(rows: list, key_of: Callable) -> dict:
+    """Rows grouped by key_of, the groups in the order of their keys."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(key_of(row), []).append(row)
+    return {key: groups[key] for key in sorted(groups)}
+
+
+def models_of(rows: list[dict]) -> list[str]:
+    present = {r["model"] for r in rows}
+    return [m for m in AUTOENCODERS if m in present]
+
+
+def metric(rows: list[dict], key: str) -> list[float]:
+    return [r[key] for r in rows if finite(r.get(key))]
+
+
+def paired(rows_a: list[dict], rows_b: list[dict], key_of: Callable) -> list[tuple[dict, dict]]:
+    """(a, b) for every key that exactly one run of rows_a and exactly one of rows_b hold: a run without a
+    partner is not used, and a key held by several runs on one side is ambiguous, left out and said."""
+    side_a, side_b = group_by(rows_a, key_of), group_by(rows_b, key_of)
+    shared = sorted(side_a.keys() & side_b.keys())
+    ambiguous = [k for k in shared if len(side_a[k]) > 1 or len(side_b[k]) > 1]
+    if ambiguous:
+        note(f"left out of a pairing, each held by several runs: {ambiguous}")
+    return [(side_a[k][0], side_b[k][0]) for k in shared if k not in ambiguous]
+
+
+def paired_values(pairs: list[tuple[dict, dict]], key: str) -> tuple[list[float], list[float]]:
+    """The values of key in a and in b, over the pairs where both hold a finite value."""
+    both = [(a[key], b[key]) for a, b in pairs if finite(a.get(key)) and finite(b.get(key))]
+    return [a for a, _ in both], [b for _, b in both]
+
+
+def differences(pairs: list[tuple[dict, dict]], key: str) -> list[float]:
+    """b - a per pair."""
+    values_a, values_b = paired_values(pairs, key)
+    return [b - a for a, b in zip(values_a, values_b)]
+
+
+# C1: accuracy across beta
+
+
+def c1_tables(rows: list[dict]) -> None:
+    for dataset in IMAGE_DATASETS:
+        runs = autoencoders(finished(rows, dataset=dataset, vat=True))
+        if not runs:
+            print(f"C1 ({dataset}): no finished runs with VAT\n")
+            continue
+        for recipe, group in by_recipe(runs).items():
+            kept = paper_settings(group, note)
+            for key, what in (("accuracy", "test accuracy"), ("mutual_info_xy", "test I(x;y) (nats)")):
+                beta_table(kept, key, f"C1 ({dataset}, recipe {recipe}): {what} by model and β")
+            accuracy_change_table(kept, f"C1 ({dataset}, recipe {recipe})")
+
+
+def beta_table(rows: list[dict], key: str, title: str) -> None:
+    """Models as rows, betas as columns, the mean [interval] of key over seeds in each cell."""
+    betas = sorted({r["beta"] for r in rows})
+    cells = group_by(rows, lambda r: (r["model"], r["beta"]))
+    lines = [[model] + [cell(metric(cells.get((model, beta), []), key)) for beta in betas]
+             for model in models_of(rows)]
+    table(f"{title}, {BETA_RULE}; {len(rows)} runs, {counts(map(len, cells.values()))} seeds per cell",
+          ["model"] + [f"β = {beta:g}" for beta in betas], lines)
+
+
+def accuracy_change(rows: list[dict]) -> tuple[float, float, list[float]]:
+    """One model's runs: (smallest beta, largest beta, accuracy at the largest minus at the smallest, per
+    seed that ran at both)."""
+    smallest, largest = min(r["beta"] for r in rows), max(r["beta"] for r in rows)
+    pairs = paired([r for r in rows if r["beta"] == smallest], [r for r in rows if r["beta"] == largest],
+                   lambda r: r["seed"])
+    return smallest, largest, differences(pairs, "accuracy")
+
+
+def accuracy_change_table(rows: list[dict], title: str) -> None:
+    lines = []
+    for model in models_of(rows):
+        smallest, largest, change = accuracy_change([r for r in rows if r["model"] == model])
+        lines.append([model, f"{smallest:g} → {largest:g}", len(change), cell(change)])
+    table(f"{title}: change of test accuracy from the smallest to the largest β, paired by seed "
+          f"(mean [interval] of the per-seed differences), {BETA_RULE}; {len(rows)} runs",
+          ["model", "β", "seeds paired", "accuracy change"], lines)
+
+
+# C2: Prop. 1, informative z_k have dispersed means and small variances
+
+
+def per_dimension(row: dict, name: str) -> np.ndarray:
+    """A per-dimension metric of one run as an array over k (empty when the run has none)."""
+    values = []
+    while f"per_dimension.{name}.{len(values)}" in row:
+        values.append(row[f"per_dimension.{name}.{len(values)}"])
+    return np.asarray(values, dtype=float)
+
+
+def prop1_correlations(row: dict) -> tuple[float, float] | None:
+    """Spearman correlations across the K1 dimensions of one run: I(x;z_k) with Var[mu_k], and I(x;z_k)
+    with E[sigma_k^2]; None when the run lacks them (nan where one is constant)."""
+    information, spread, noise = (per_dimension(row, name) for name in (INFORMATION, SPREAD, NOISE))
+    if len(information) < 2 or not len(information) == len(spread) == len(noise):
+        return None
+    if not np.isfinite(np.concatenate([information, spread, noise])).all():
+        return None
+    if np.ptp(information) == 0:  # no ranking of the dimensions by information; spearmanr would warn
+        return math.nan, math.nan
+    return tuple(float(stats.spearmanr(information, other)[0]) if np.ptp(other) > 0 else math.nan
+                 for other in (spread, noise))
+
+
+def c2_tables(rows: list[dict]) -> None:
+    runs = autoencoders(rows)
+    with_metrics = {id(r): prop1_correlations(r) for r in runs}
+    runs = [r for r in runs if with_metrics[id(r)] is not None]
+    if not runs:
+        print("C2: no finished runs with per-dimension metrics\n")
+        return
+    for dataset, group in group_by(runs, lambda r: r["dataset"]).items():
+        lines = []
+        for recipe, recipe_rows in by_recipe(group).items():
+            for model in models_of(recipe_rows):
+                spread, noise = zip(*(with_metrics[id(r)] for r in recipe_rows if r["model"] == model))
+                lines.append([recipe, model, len(spread), cell(spread), cell(noise)])
+        table(f"C2 ({dataset}): Spearman correlation across the K1 dimensions of a run, mean [interval] over "
+              f"runs (every β, with and without VAT); Prop. 1 predicts the first > 0, the second < 0; "
+              f"{len(group)} runs", ["recipe", "model", "runs", "ρ(I(x;z_k), Var[μ_k])", "ρ(I(x;z_k), E[σ_k²])"],
+              lines)
+
+
+# C3: dSprites, MIG against reconstruction and total correlation
+
+
+def c3_tables(rows: list[dict]) -> None:
+    runs = autoencoders(finished(rows, dataset=DSPRITES, vat=True))
+    if not runs:
+        print("C3: no finished dSprites runs with VAT\n")
+        return
+    for recipe, group in by_recipe(runs).items():
+        kept = paper_settings(group, note)
+        dsprites_means_table(kept, f"C3 (dsprites, recipe {recipe})")
+        mig_tc_table(kept, f"C3 (dsprites, recipe {recipe})")
+
+
+def dsprites_means_table(rows: list[dict], title: str) -> None:
+    lines = []
+    for model in models_of(rows):
+        for x, seeds in group_by([r for r in rows if r["model"] == model], beta_or_gamma).items():
+            lines.append([model, f"{x:g}", len(seeds), cell(metric(seeds, "mig")), cell(metric(seeds, "mig_with_y")),
+                          cell(metric(seeds, "reconstruction_error"), 1), cell(metric(seeds, "total_correlation"))])
+    table(f"{title}: mean [interval] over seeds, at γ for IMAE (β = γ/2) and β for the others, with VAT; "
+          f"{len(rows)} runs", ["model", "γ (IMAE) or β", "seeds", "MIG", "MIG over (y, z)", "reconstruction error",
+                                "total correlation"], lines)
+
+
+def mig_tc_correlation(rows: list[dict]) -> tuple[int, float, float]:
+    """(n, Pearson r, its p-value) between MIG and total correlation over the runs holding both; r and p are
+    nan below 3 runs (two points always lie on a line)."""
+    both = [(r["mig"], r["total_correlation"]) for r in rows
+            if finite(r.get("mig")) and finite(r.get("total_correlation"))]
+    if len(both) < 3 or np.ptp(np.array(both), axis=0).min() == 0:
+        return len(both), math.nan, math.nan
+    result = stats.pearsonr(*zip(*both))
+    return len(both), float(result[0]), float(result[1])
+
+
+def mig_tc_table(rows: list[dict], title: str) -> None:
+    lines = []
+    for model in models_of(rows):
+        n, r, p = mig_tc_correlation([row for row in rows if row["model"] == model])
+        lines.append([model, n, number(r), number(p)])
+    table(f"{title}: Pearson correlation between MIG and total correlation across each model's runs "
+          f"(every γ or β and seed; the claim predicts r < 0); {len(rows)} runs",
+          ["model", "runs", "r", "p"], lines)
+
+
+# C4: VAT ablation
+
+
+def vat_pair_key(row: dict) -> tuple:
+    return row["dataset"], row["model"], row["beta"], row["seed"], recipe_of(row)
+
+
+def c4_tables(rows: list[dict]) -> None:
+    for dataset in IMAGE_DATASETS:
+        runs = autoencoders(finished(rows, dataset=dataset))
+        if not finished(runs, vat=False):
+            print(f"C4 ({dataset}): no finished runs without VAT\n")
+            continue
+        for recipe, group in by_recipe(runs).items():
+            vat_table(paper_settings(group, note), f"C4 ({dataset}, recipe {recipe})")
+
+
+def vat_table(rows: list[dict], title: str) -> None:
+    pairs = paired(finished(rows, vat=False), finished(rows, vat=True), vat_pair_key)
+    if not pairs:
+        print(f"{title}: no runs with and without VAT that pair\n")
+        return
+    lines = []
+    for model in models_of([a for a, _ in pairs]):
+        for beta, group in group_by([p for p in pairs if p[0]["model"] == model], lambda p: p[0]["beta"]).items():
+            without, with_vat = paired_values(group, "accuracy")
+            lines.append([model, f"{beta:g}", len(without), cell(with_vat, 3, interval=False),
+                          cell(without, 3, interval=False), cell(differences(group, "accuracy"))])
+    table(f"{title}: test accuracy with VAT minus without, paired by seed (same data set, model, β, seed, "
+          f"recipe; IMAE at γ = 2β), and the mean accuracies of the paired runs; {2 * len(pairs)} runs",
+          ["model", "β", "pairs", "with VAT", "without VAT", "with − without"], lines)
+
+
+# JointVAE's local optima (Fig. 8)
+
+
+def seed_spread(rows: list[dict]) -> tuple[float, int]:
+    """The standard deviation of test accuracy across seeds at each beta (betas with 2 or more seeds),
+    averaged over beta; and how many betas it averages."""
+    spreads = [statistics.stdev(metric(group, "accuracy")) for group in group_by(rows, lambda r: r["beta"]).values()
+               if len(metric(group, "accuracy")) >= 2]
+    return (statistics.mean(spreads) if spreads else math.nan), len(spreads)
+
+
+def collapsed(rows: list[dict]) -> tuple[int, int]:
+    """(runs whose y collapsed: I(x;y) below half of log K2, runs with I(x;y))."""
+    measured = [r for r in rows if finite(r.get("mutual_info_xy"))]
+    return sum(r["mutual_info_xy"] < 0.5 * math.log(r["categories"]) for r in measured), len(measured)
+
+
+def local_optima_tables(rows: list[dict]) -> None:
+    for dataset in IMAGE_DATASETS:
+        runs = autoencoders(finished(rows, dataset=dataset, vat=True))
+        if not runs:
+            print(f"Local optima ({dataset}): no finished runs with VAT\n")
+            continue
+        for recipe, group in by_recipe(runs).items():
+            kept = paper_settings(group, note)
+            lines = []
+            for model in models_of(kept):
+                model_rows = [r for r in kept if r["model"] == model]
+                spread, betas = seed_spread(model_rows)
+                down, measured = collapsed(model_rows)
+                lines.append([model, len(model_rows), betas, number(spread),
+                              f"{down} of {measured} ({down / measured:.0%})" if measured else "–"])
+            table(f"Local optima ({dataset}, recipe {recipe}): spread of test accuracy across seeds and runs whose "
+                  f"y collapsed, {BETA_RULE}; {len(kept)} runs",
+                  ["model", "runs", "βs with ≥ 2 seeds", "sd of accuracy across seeds (mean over β)",
+                   "I(x;y) < ½ log K2"], lines)
+
+
+SECTIONS = (("C1: IMAE keeps its accuracy across β", c1_tables),
+            ("C2: informative z_k have dispersed means and small variances (Prop. 1)", c2_tables),
+            ("C3: dSprites, MIG against reconstruction and total correlation", c3_tables),
+            ("C4: VAT is needed to learn y", c4_tables),
+            ("JointVAE's local optima (Fig. 8)", local_optima_tables))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study_dir", type=Path)
+    study_dir = parser.parse_args().study_dir
+    if not study_dir.is_dir():
+        parser.error(f"{study_dir}: not a directory")
+    rows = finished_runs(study_dir)
+    for title, tables in SECTIONS:
+        print(f"## {title}\n")
+        tables(rows)
+
+
+if __name__ == "__main__":
+    main()
