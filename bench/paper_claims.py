@@ -158,8 +158,10 @@ def beta_table(rows: list[dict], key: str, title: str) -> None:
 
 def accuracy_change(rows: list[dict]) -> tuple[float, float, list[float]]:
     """One model's runs: (smallest beta, largest beta, accuracy at the largest minus at the smallest, per
-    seed that ran at both)."""
+    seed that ran at both); no differences where the model ran at one beta only."""
     smallest, largest = min(r["beta"] for r in rows), max(r["beta"] for r in rows)
+    if smallest == largest:
+        return smallest, largest, []
     pairs = paired([r for r in rows if r["beta"] == smallest], [r for r in rows if r["beta"] == largest],
                    lambda r: r["seed"])
     return smallest, largest, differences(pairs, "accuracy")

@@ -97,7 +97,8 @@ def study(tmp_path_factory) -> Path:
               gamma=5.0, recipe="paper")
     write_run(root / "paper" / "unfinished", model="imae", beta=1.0, seed=9, recipe="paper")
     for seed, (spread, noise) in enumerate(((1.0, -1.0), (1.0, -1.0), (0.8, -0.8))):
-        write_run(root / "paper" / f"imae-dims-s{seed}", {"accuracy": 0.9, "per_dimension": per_dimension(spread, noise)},
+        metrics = {"accuracy": 0.9, "per_dimension": per_dimension(spread, noise)}
+        write_run(root / "paper" / f"imae-dims-s{seed}", metrics,
                   model="imae", beta=3.0, seed=seed, recipe="paper", vat=False)
     write_dsprites(root)
     return root
@@ -165,6 +166,8 @@ def test_c1_change_is_paired_by_seed(claims, study, capsys):
     assert row_of(paper, "beta-vae") == ["beta-vae", "1 → 10", "3", hand_cell([-0.30, -0.42, -0.24])]
     tuned = table_of(out, "C1 (mnist, recipe tuned): change of test accuracy")
     assert row_of(tuned, "imae") == ["imae", "1 → 10", "2", hand_cell([0.96 - 0.97, 0.95 - 0.98])]
+    one_beta = [{"beta": 3.0, "seed": seed, "accuracy": 0.5 + seed} for seed in (0, 1)]
+    assert claims.accuracy_change(one_beta) == (3.0, 3.0, [])  # not the runs paired with themselves
 
 
 def test_paired_leaves_out_partnerless_and_ambiguous_runs(claims, capsys):
@@ -180,7 +183,8 @@ def test_c2_spearman_on_constructed_dimensions(claims, study, capsys):
     by_seed = {r["seed"]: r for r in rows if r["run"].startswith("paper/imae-dims")}
     assert claims.prop1_correlations(by_seed[0]) == pytest.approx((1.0, -1.0))
     assert claims.prop1_correlations(by_seed[2]) == pytest.approx((0.8, -0.8))
-    assert claims.prop1_correlations(next(r for r in rows if "per_dimension" in r and r["per_dimension"] is None)) is None
+    without = next(r for r in rows if "per_dimension" in r and r["per_dimension"] is None)
+    assert claims.prop1_correlations(without) is None
     assert claims.prop1_correlations(next(r for r in rows if r["model"] == "joint-vae")) is None  # no such metric
     out = run_section(claims, study, claims.c2_tables, capsys)
     mnist = table_of(out, "C2 (mnist)")
@@ -206,7 +210,8 @@ def test_c3_means_and_pearson_against_corrcoef(claims, study, capsys):
 
 
 def test_pearson_needs_three_runs(claims):
-    n, r, p = claims.mig_tc_correlation([{"mig": 0.1, "total_correlation": 1.0}, {"mig": 0.2, "total_correlation": 0.5}])
+    two = [{"mig": 0.1, "total_correlation": 1.0}, {"mig": 0.2, "total_correlation": 0.5}]
+    n, r, p = claims.mig_tc_correlation(two)
     assert n == 2 and math.isnan(r) and math.isnan(p)
 
 
