@@ -29,7 +29,7 @@ JOINTVAE_CAPACITIES = {"mnist": (5.0, 5.0, 25_000), "fashion-mnist": (10.0, 5.0,
 # (MODEL_DEFAULTS), the recipe's for the data set, the recipe's, the data set's, the generic ones.
 # Appendix G: K2 = 3 and the larger MLP on dSprites; K2 = 10 and the smaller MLP elsewhere.
 GENERIC_DEFAULTS = {"categories": 10, "architecture": "mlp", "continuous_dim": 10, "beta": 5.0, "vat_eps": 1.0,
-                    "vat_xi": 1.0, "batch_size": 256, "epochs": 20}
+                    "vat_eps_neighbours": 0, "vat_xi": 1.0, "batch_size": 256, "epochs": 20}
 DATASET_DEFAULTS = {"dsprites": {"categories": 3, "architecture": "mlp-large"}}
 OPTIMIZERS = ("sgd", "adam")
 # Two named recipes fill the settings a user leaves unset (docs/method.md, "Recipes"). `paper` is eq (10)-(11) as
@@ -87,7 +87,7 @@ class TrainConfig:
     vat: bool = True
     vat_weight: float | None = None
     vat_eps: float | None = None  # 1 (imsat: 0.25)
-    # If set (not 0): radius = vat_eps x distance to the k-th nearest training image (IMSAT: 10); 0: vat_eps.
+    # If not 0: radius = vat_eps x distance to the k-th nearest training image (IMSAT: 10); 0: vat_eps itself.
     vat_eps_neighbours: int | None = None
     vat_xi: float | None = None  # 1 (imsat: 5)
     # Consistency of p(y|x) under small random affine transforms of the image, weighted like VAT (0: off).
@@ -215,6 +215,7 @@ class TrainConfig:
     def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a JSON object of settings")
+        values = upgraded(values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -231,6 +232,15 @@ class TrainConfig:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
         return cls.from_dict(values, source=str(path))
+
+
+def upgraded(saved: dict) -> dict:
+    """A saved config as today's code reads it. config.json files written before vat_eps_neighbours had a
+    default hold null for it, which meant the fixed radius: read as 0, so that a default for it (a recipe's)
+    never changes what an existing run was."""
+    if "vat_eps_neighbours" in saved and saved["vat_eps_neighbours"] is None:
+        return {**saved, "vat_eps_neighbours": 0}
+    return saved
 
 
 def is_data_path(dataset: str) -> bool:

@@ -39,7 +39,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import runs
-from .config import TrainConfig
+from .config import TrainConfig, upgraded
 from .errors import CheckpointError, ImaeError
 from .lock import study_lock
 from .results import ATTEMPT, ERROR, results_table, run_status
@@ -98,6 +98,7 @@ def _check_existing(run_dir: Path, config: dict) -> str:
     saved = runs.read_json(run_dir / runs.CONFIG)
     if not isinstance(saved, dict):
         raise CheckpointError(f"{run_dir / runs.CONFIG}: expected a JSON object of settings")
+    saved = upgraded(saved)
     # A setting absent from a run's config.json was added to imae after the run: it ran with its default.
     defaults = TrainConfig().to_dict()
     ignored = IGNORED_IN_COMPARISON + (("precision",) if config.get("precision") == "auto" else ())

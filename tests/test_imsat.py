@@ -12,7 +12,7 @@ from scipy.special import softmax
 
 from imae import IMSAT
 from imae.cli import main
-from imae.config import TrainConfig
+from imae.config import TrainConfig, upgraded
 from imae.errors import ConfigError
 from imae.figures import confusion_jobs
 from imae.estimators import categorical_kl
@@ -129,7 +129,7 @@ BASE = {"architecture": "mlp", "batch_size": 256, "beta": 5.0, "capacity_iterati
         "infovae_divergence": "mmd-rbf", "lr": 0.001, "lr_decay": 0.98, "marginal_entropy_weight": 4.0,
         "model": "imae", "momentum": 0.9, "optimizer": "adam", "recipe": "tuned", "reconstruction_weight": 0.1,
         "seed": 0, "temperature": 0.67, "train_subset": None, "validation_seed": 0, "validation_size": 0,
-        "vat": True, "vat_eps": 1.0, "vat_eps_neighbours": None, "vat_weight": 10.0, "vat_xi": 1.0}
+        "vat": True, "vat_eps": 1.0, "vat_eps_neighbours": 0, "vat_weight": 10.0, "vat_xi": 1.0}
 PAPER = {"marginal_entropy_weight": 1.0, "optimizer": "sgd", "recipe": "paper", "reconstruction_weight": 1.0,
          "vat_weight": 1.0}
 DSPRITES = {"architecture": "mlp-large", "categories": 3, "dataset": "dsprites"}
@@ -137,7 +137,7 @@ DSPRITES_PAPER = {"optimizer": "adam", "lr_decay": 1.0}
 JOINT_VAE = {"mnist": (25000, 5.0, 5.0), "fashion-mnist": (50000, 10.0, 5.0), "dsprites": (300000, 1.1, 40.0)}
 NEW = {"hidden_init_scale": None, "output_init_scale": None, "augment_consistency": 0.0, "restarts": 1,
        "restart_epochs": 5, "train_split": "train", "precision": "auto",
-       "dci_estimator": "gbt"}
+       "dci_estimator": "gbt", "threads": None}
 
 
 @pytest.mark.parametrize("model", ["imae", "beta-vae", "info-vae", "joint-vae"])
@@ -159,7 +159,7 @@ def test_committed_run_configs_still_resolve_to_themselves():
     assert configs
     for path in configs:
         saved = json.loads(path.read_text())
-        assert TrainConfig.load(path).to_dict() == {**NEW, **saved}, path
+        assert TrainConfig.load(path).to_dict() == {**NEW, **upgraded(saved)}, path
 
 
 @pytest.mark.parametrize("settings, fragment", [

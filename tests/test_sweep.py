@@ -15,7 +15,7 @@ import torch
 from conftest import write_mnist_like
 
 from imae.cli import main
-from imae.config import RECIPES
+from imae.config import RECIPES, TrainConfig
 from imae.errors import CheckpointError, ConfigError
 from imae.precision import choose_precision
 from imae.results import results_table
@@ -329,6 +329,19 @@ def test_a_run_recorded_its_threads_and_resolved_precision_and_still_belongs_to_
     bf16 = [replace(run, config=replace(run.config, precision="bf16")) for run in study]
     with pytest.raises(CheckpointError, match="precision"):  # a precision asked for must match
         plan(bf16, tmp_path / "out")
+
+
+def test_a_config_json_from_before_the_neighbour_radius_had_a_default_keeps_its_fixed_radius(tmp_path):
+    data = write_mnist_like(tmp_path / "data")
+    study = load_study(_study(tmp_path, f'[settings]\ndata_dir = "{data}"\n{TINY}[grid]\nseed = [0]\n'))
+    assert study[0].config.vat_eps_neighbours == 0  # resolved explicitly today
+    old = {**study[0].config.to_dict(), "vat_eps_neighbours": None}  # what such a run's config.json holds
+    run_dir = tmp_path / "out" / study[0].name
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(old))
+    (run_dir / "metrics.json").write_text("{}")
+    assert plan(study, tmp_path / "out") == ([], [study[0].name])
+    assert TrainConfig.load(run_dir / "config.json").vat_eps_neighbours == 0  # not a recipe's default
 
 
 def test_an_attempt_of_the_same_sweep_continues_the_run_and_another_sweeps_starts_it_again(tmp_path):
