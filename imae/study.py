@@ -7,6 +7,8 @@ TrainConfig per run, each with a readable directory name.
     data_dir = "/data/mnist"
     [model.joint-vae]                  # per-model settings (over [settings])
     capacity_iterations = 1100
+    [recipe.tuned]                     # per-recipe settings (over [settings]): e.g. a recipe's values
+    vat_weight = 10.0                  #   as they were when a study's runs were made
     [[grid]]                           # one or more grids; the study is the union of their products
     dataset = ["mnist"]
     model = ["imae", "beta-vae", "info-vae", "joint-vae"]
@@ -21,8 +23,8 @@ TrainConfig per run, each with a readable directory name.
 
 A single `[grid]` table works as well as `[[grid]]` tables. Each grid key is a TrainConfig field
 (except data_dir) with a list of values; a single value is a one-value list, i.e. a setting of that
-grid only. Grid values win over [model.X] and [settings]; a [model.X] table may not set a key the
-grid varies. `gamma` may replace `beta` as an axis (the dSprites protocol, METHOD.md section 6):
+grid only. Grid values win over [model.X], [recipe.X] and [settings]; a [model.X] or [recipe.X]
+table may not set a key the grid varies, nor may the two set the same key. `gamma` may replace `beta` as an axis (the dSprites protocol, METHOD.md section 6):
 a value g gives IMAE gamma = g, beta = g / 2 and every other model beta = g, as in the paper's
 figures "against beta (gamma for IMAE)". With a beta axis IMAE keeps gamma = 2 beta.
 
@@ -42,10 +44,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .config import MODELS, TrainConfig
+from .config import MODELS, RECIPES, TrainConfig
 from .errors import ConfigError
 
-SECTIONS = ("description", "settings", "model", "grid")
+SECTIONS = ("description", "settings", "model", "recipe", "grid")
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 PRESETS = resources.files("imae") / "presets"
 NAMED_AXES = ("dataset", "model", "beta", "gamma", "seed", "vat")  # already in the directory name
@@ -92,10 +94,8 @@ def expand(study: dict, source: str, axes: dict[str, list], settings: dict) -> l
     if not isinstance(study.get("description", ""), str):
         raise ConfigError(f"{source}: description must be a string")
     shared = _settings(study.get("settings", {}), f"{source} [settings]")
-    per_model = study.get("model", {})
-    if not isinstance(per_model, dict) or set(per_model) - set(MODELS):
-        raise ConfigError(f"{source}: expected [model.NAME] tables with NAME one of {', '.join(MODELS)}")
-    per_model = {m: _settings(values, f"{source} [model.{m}]") for m, values in per_model.items()}
+    per_model = _sections(study, "model", MODELS, source)
+    per_recipe = _sections(study, "recipe", tuple(RECIPES), source)
     grids = study.get("grid")
     grids = [grids] if isinstance(grids, dict) else grids
     if not grids or not isinstance(grids, list):
@@ -106,8 +106,16 @@ def expand(study: dict, source: str, axes: dict[str, list], settings: dict) -> l
         grid = _grid(grid, where)
         if "beta" in axes:  # --betas replaces a gamma axis too
             grid.pop("gamma", None)
-        points += _grid_points({**grid, **axes}, shared, per_model, settings, where)
+        points += _grid_points({**grid, **axes}, shared, per_model, per_recipe, settings, where)
     return _name_and_validate(points, source)
+
+
+def _sections(study: dict, kind: str, names: tuple[str, ...], source: str) -> dict[str, dict]:
+    """The [KIND.NAME] tables of a study (per-model or per-recipe settings), checked."""
+    tables = study.get(kind, {})
+    if not isinstance(tables, dict) or set(tables) - set(names):
+        raise ConfigError(f"{source}: expected [{kind}.NAME] tables with NAME one of {', '.join(names)}")
+    return {name: _settings(values, f"{source} [{kind}.{name}]") for name, values in tables.items()}
 
 
 def _settings(values, where: str) -> dict:
@@ -137,17 +145,23 @@ def _grid(grid, where: str) -> dict[str, list]:
     return grid
 
 
-def _grid_points(grid: dict, shared: dict, per_model: dict, settings: dict, where: str) -> list[tuple]:
+def _grid_points(grid: dict, shared: dict, per_model: dict, per_recipe: dict, settings: dict,
+                 where: str) -> list[tuple]:
     """(settings of one run, whether its beta came from a gamma axis, the grid's axes) per grid point."""
     varied = set(grid) | ({"beta"} if "gamma" in grid else set())
     points = []
     for combination in itertools.product(*grid.values()):
         point = dict(zip(grid, combination))
         model = point.get("model", shared.get("model", TrainConfig.model))
-        overrides = per_model.get(model, {}) if isinstance(model, str) else {}
-        clash = sorted(varied & set(overrides))
-        if clash:
-            raise ConfigError(f"{where}: [model.{model}] sets {', '.join(clash)}, which the grid varies")
+        overrides = {}
+        for kind, tables in (("model", per_model), ("recipe", per_recipe)):
+            name = point.get(kind, shared.get(kind, getattr(TrainConfig, kind)))
+            table = tables.get(name, {}) if isinstance(name, str) else {}
+            clash = sorted((varied | set(overrides)) & set(table))
+            if clash:
+                raise ConfigError(f"{where}: [{kind}.{name}] sets {', '.join(clash)}, which the grid varies"
+                                  + (f" or [model.{model}] sets" if kind == "recipe" else ""))
+            overrides.update(table)
         by_gamma = "gamma" in point
         if by_gamma and not isinstance(point["gamma"], str):
             gamma = point.pop("gamma")

@@ -94,6 +94,15 @@ def test_command_line_axes_and_settings_replace_the_files(tmp_path):
     assert runs[0].config.epochs == 9
 
 
+def test_recipe_tables_set_each_recipes_runs_without_renaming_them(tmp_path):
+    plain = '[grid]\nrecipe = ["tuned", "paper"]\nseed = [0]\n'
+    pinned = '[recipe.tuned]\nvat_weight = 7.0\n[recipe.paper]\nlr = 0.05\n' + plain
+    before, after = (load_study(_study(tmp_path, text, name)) for text, name in ((plain, "a.toml"), (pinned, "b.toml")))
+    assert [run.name for run in after] == [run.name for run in before]
+    settings = {run.config.recipe: (run.config.vat_weight, run.config.lr) for run in after}
+    assert settings == {"tuned": (7.0, RECIPES["tuned"]["lr"]), "paper": (RECIPES["paper"]["vat_weight"], 0.05)}
+
+
 def test_only_picks_runs_by_their_unchanged_names(tmp_path, capsys):
     path = _study(tmp_path, '[grid]\nmodel = ["imae", "beta-vae"]\nbeta = [2, 4]\nseed = [0, 1]\n')
     assert main(["sweep", path, "--out", str(tmp_path / "out"), "--dry-run", "--only", "*seed1", "mnist/imae/beta2*"]) == 0
@@ -215,6 +224,10 @@ def test_a_setting_given_as_its_default_is_the_same_run(tmp_path):
     ("[grid]\nbeta = [1]\ngamma = [2]\n", "not both"),
     ("[model.vae]\nbeta = 1\n[grid]\nbeta = [1]\n", "[model.NAME]"),
     ("[model.imae]\nbeta = 2\n[grid]\nbeta = [1]\n", "[model.imae] sets beta, which the grid varies"),
+    ("[recipe.mine]\nbeta = 1\n[grid]\nbeta = [1]\n", "[recipe.NAME] tables with NAME one of paper, tuned"),
+    ("[recipe.tuned]\nlr = 0.1\n[grid]\nlr = [0.2]\n", "[recipe.tuned] sets lr, which the grid varies"),
+    ("[model.imae]\nlr = 0.1\n[recipe.tuned]\nlr = 0.2\n[grid]\nseed = [0]\n", "[recipe.tuned] sets lr, which "
+     "the grid varies or [model.imae] sets"),
     ("[settings]\nepochs = 1\n", "expected a [grid] table"),
 ])
 def test_bad_study_is_one_line_and_exit_2_before_anything_starts(tmp_path, capsys, text, fragment):
