@@ -246,11 +246,21 @@ def restore(saved: dict, state: TrainingState) -> int:
         raise CheckpointError(f"checkpoint does not fit the run's config ({type(exc).__name__}: {exc})") from None
 
 
+# The exact nearest-neighbour radii cost N^2 D multiply-adds: MNIST's 60,000^2 x 784 = 2.8e12 take about
+# 3 minutes on one core; past this limit (about half an hour) a run is refused rather than stalled for hours.
+NEIGHBOUR_RADIUS_LIMIT = 3e13
+
+
 def per_sample_vat_radius(cfg: TrainConfig, train_set: ImageSet) -> torch.Tensor | None:
     """IMSAT's radius of every training image (vat_eps x the distance to its vat_eps_neighbours-th nearest
     training image), or None for the fixed radius vat_eps."""
     if not (cfg.vat and cfg.vat_eps_neighbours):
         return None
+    n, d = len(train_set), train_set.images[0].numel()
+    if float(n) * n * d > NEIGHBOUR_RADIUS_LIMIT:
+        raise ConfigError(f"option vat_eps_neighbours: the nearest-neighbour radii of {n} images of {d} values "
+                          f"take {float(n) * n * d:.1e} multiply-adds (MNIST's 2.8e12: about 3 minutes on one "
+                          f"core); on data this large use vat_eps_neighbours 0, the fixed radius vat_eps")
     return nearest_neighbour_radius(as_float(train_set.images), cfg.vat_eps_neighbours, cfg.vat_eps)
 
 
@@ -293,6 +303,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         monitors = {"validation": monitor_split(validation_set, cfg.seed), **monitors}
         log(f"validation split: {len(validation_set)} training images held out (validation_seed "
             f"{cfg.validation_seed}); {len(train_set)} left to train on")
+    vat_radius = per_sample_vat_radius(cfg, train_set)  # before the run directory: it may refuse the data
     start_epoch = 1
     # config.json records the threads and the precision auto resolved to: re-running it trains the same way.
     recorded = dataclasses.replace(cfg, precision=state.precision)
@@ -303,7 +314,6 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         if start_epoch == 1:  # a directory prepared by a sweep, or killed before its first checkpoint
             runs.write_json(run_dir / runs.CONFIG, recorded.to_dict())
     log(f"precision: {state.precision} ({state.precision_reason})")
-    vat_radius = per_sample_vat_radius(cfg, train_set)
     if vat_radius is not None:
         log(f"VAT radius: {cfg.vat_eps} x distance to the {cfg.vat_eps_neighbours}-th nearest training image")
     writer = SummaryWriter(log_dir=str(run_dir))

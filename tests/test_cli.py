@@ -135,3 +135,12 @@ def test_per_sample_vat_radius_trains(tiny_mnist, tmp_path):
     out = tmp_path / "run"
     assert _train(tiny_mnist, out, "--vat-eps", "0.25", "--vat-eps-neighbours", "10") == 0
     assert json.loads((out / "config.json").read_text())["vat_eps_neighbours"] == 10
+
+
+def test_nearest_neighbour_radii_too_costly_for_the_data_are_refused_before_anything_is_written(
+        tiny_mnist, tmp_path, capsys, monkeypatch):
+    from imae import training
+    monkeypatch.setattr(training, "NEIGHBOUR_RADIUS_LIMIT", 1e6)  # the tiny set's N^2 D is above it
+    assert _train(tiny_mnist, tmp_path / "run", "--vat-eps-neighbours", "10") == 2
+    assert "vat_eps_neighbours 0" in _error_line(capsys)
+    assert not (tmp_path / "run").exists()
