@@ -1,7 +1,8 @@
 """The protocol tables of docs/method.md (and the README's recipe table), printed as Markdown from the
 run directories of results/protocol/: the recipes on MNIST (test numbers, 3 seeds), the variants behind
-the tuned recipe (validation numbers only: the choice is made there), and InfoVAE's divergence (MMD
-against KL).
+the tuned recipe (validation numbers only: the choice is made there), InfoVAE's divergence (MMD
+against KL), the VAT weight over seeds, IMSAT's VAT in IMAE (variants, then seeds, the reconstruction
+weight, Fashion-MNIST) and IMSAT itself.
 
     python bench/protocol_tables.py [--root results/protocol]
 
@@ -10,6 +11,7 @@ Unfinished runs are left out and counted, so the tables can be printed while a s
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from pathlib import Path
 
@@ -72,11 +74,67 @@ def infovae_table(rows: list[dict]) -> None:
     print()
 
 
+def at_epoch(run_dir: Path, epoch: int, key: str = "accuracy", split: str = "validation") -> float | None:
+    """A monitored number of a run at one epoch of its history (None if the run has no such epoch)."""
+    for line in (run_dir / "history.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["epoch"] == epoch:
+            return row[split][key]
+    return None
+
+
+def vat_variant(r: dict) -> str:
+    radius = (f"{r['vat_eps']:g} x 10th neighbour" if r["vat_eps_neighbours"] else f"{r['vat_eps']:g}")
+    init = "" if r.get("hidden_init_scale") is None else f", init {r['hidden_init_scale']:g}/{r['output_init_scale']:g}"
+    decay = "" if r["lr_decay"] == 0.98 else f", lr decay {r['lr_decay']:g}"
+    return f"w_vat {r['vat_weight']:g}, ξ {r['vat_xi']:g}, radius {radius}{init}{decay}"
+
+
+def imsat_vat_table(rows: list[dict], root: Path) -> None:
+    print("| variant (IMAE, tuned recipe, seed 0) | validation accuracy at epoch 20 | at epoch 50 | "
+          "test accuracy | test reconstruction |")
+    print("|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: -r["validation_accuracy"]):
+        print(f"| {vat_variant(r)} | {at_epoch(root / r['run'], 20):.4f} | {r['validation_accuracy']:.4f} | "
+              f"{r['accuracy']:.4f} | {r['reconstruction_error']:.1f} |")
+    print()
+
+
+def seeds_table(rows: list[dict]) -> None:
+    """One row per seed and the mean ± sd: validation and test accuracy, test I(x;y) and reconstruction."""
+    print("| seed | validation accuracy | test accuracy | test I(x;y) | test reconstruction |")
+    print("|---|---|---|---|---|")
+    group = sorted(rows, key=lambda r: r["seed"])
+    for r in group:
+        print(f"| {r['seed']} | {r['validation_accuracy']:.4f} | {r['accuracy']:.4f} | {r['mutual_info_xy']:.3f} | "
+              f"{r['reconstruction_error']:.1f} |")
+    if len(group) > 1:
+        print(f"| mean ± sd | {spread([r['validation_accuracy'] for r in group], 4)} | "
+              f"{spread([r['accuracy'] for r in group], 4)} | {spread([r['mutual_info_xy'] for r in group], 3)} | "
+              f"{spread([r['reconstruction_error'] for r in group], 1)} |")
+    print()
+
+
+def imsat_table(rows: list[dict]) -> None:
+    print("| seed | trained on | test accuracy | test I(x;y) |")
+    print("|---|---|---|---|")
+    group = sorted(rows, key=lambda r: (r["train_split"], r["seed"]))
+    for r in group:
+        print(f"| {r['seed']} | {r['train_split']} | {r['accuracy']:.4f} | {r['mutual_info_xy']:.3f} |")
+    if len(group) > 1:
+        print(f"| mean ± sd | | {spread([r['accuracy'] for r in group], 4)} | "
+              f"{spread([r['mutual_info_xy'] for r in group], 3)} |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("results/protocol"))
     root = parser.parse_args().root
-    for name, table in (("recipes", recipes_table), ("defaults", defaults_table), ("infovae", infovae_table)):
+    for name, table in (("recipes", recipes_table), ("defaults", defaults_table), ("infovae", infovae_table),
+                        ("vat-weight", seeds_table), ("imsat-vat", lambda rows: imsat_vat_table(rows, root / "imsat-vat")),
+                        ("imsat-vat-seeds", seeds_table), ("imsat-vat-reconstruction", seeds_table),
+                        ("imsat-vat-fashion", seeds_table), ("imsat", imsat_table)):
         print(f"### {name}\n")
         table(finished(root / name))
 
