@@ -134,7 +134,7 @@ def main() -> None:
     for name, table in (("recipes", recipes_table), ("defaults", defaults_table), ("infovae", infovae_table),
                         ("vat-weight", seeds_table), ("imsat-vat", lambda rows: imsat_vat_table(rows, root / "imsat-vat")),
                         ("imsat-vat-seeds", seeds_table), ("imsat-vat-reconstruction", seeds_table),
-                        ("imsat-vat-fashion", seeds_table), ("imsat", imsat_table)):
+                        ("imsat-vat-fashion", seeds_table), ("imsat", imsat_table), ("imsat-vat-weight", imsat_table)):
         print(f"### {name}\n")
         table(finished(root / name))
 

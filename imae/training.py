@@ -253,15 +253,16 @@ NEIGHBOUR_RADIUS_LIMIT = 3e13
 
 def per_sample_vat_radius(cfg: TrainConfig, train_set: ImageSet) -> torch.Tensor | None:
     """IMSAT's radius of every training image (vat_eps x the distance to its vat_eps_neighbours-th nearest
-    training image), or None for the fixed radius vat_eps."""
+    training image; on fewer images than that, to the farthest other one), or None for the fixed radius vat_eps."""
     if not (cfg.vat and cfg.vat_eps_neighbours):
         return None
     n, d = len(train_set), train_set.images[0].numel()
+    neighbours = min(cfg.vat_eps_neighbours, n - 1)
     if float(n) * n * d > NEIGHBOUR_RADIUS_LIMIT:
         raise ConfigError(f"option vat_eps_neighbours: the nearest-neighbour radii of {n} images of {d} values "
                           f"take {float(n) * n * d:.1e} multiply-adds (MNIST's 2.8e12: about 3 minutes on one "
                           f"core); on data this large use vat_eps_neighbours 0, the fixed radius vat_eps")
-    return nearest_neighbour_radius(as_float(train_set.images), cfg.vat_eps_neighbours, cfg.vat_eps)
+    return nearest_neighbour_radius(as_float(train_set.images), neighbours, cfg.vat_eps)
 
 
 def fit(cfg: TrainConfig, state: TrainingState, train_set: ImageSet, start_epoch: int = 1, progress: bool = True,

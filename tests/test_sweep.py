@@ -346,8 +346,11 @@ def test_a_run_recorded_its_threads_and_resolved_precision_and_still_belongs_to_
 
 def test_a_config_json_from_before_the_neighbour_radius_had_a_default_keeps_its_fixed_radius(tmp_path):
     data = write_mnist_like(tmp_path / "data")
-    study = load_study(_study(tmp_path, f'[settings]\ndata_dir = "{data}"\n{TINY}[grid]\nseed = [0]\n'))
-    assert study[0].config.vat_eps_neighbours == 0  # resolved explicitly today
+    # The study writes out the fixed radius (0), as results/protocol's files do for runs made before the tuned
+    # recipe took IMSAT's neighbour radius (10)
+    study = load_study(_study(tmp_path, f'[settings]\ndata_dir = "{data}"\nvat_eps_neighbours = 0\n{TINY}'
+                                        '[grid]\nseed = [0]\n'))
+    assert study[0].config.vat_eps_neighbours == 0 and TrainConfig().validate().vat_eps_neighbours == 10
     old = {**study[0].config.to_dict(), "vat_eps_neighbours": None}  # what such a run's config.json holds
     run_dir = tmp_path / "out" / study[0].name
     run_dir.mkdir(parents=True)

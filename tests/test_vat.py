@@ -1,5 +1,7 @@
 """VAT: the power-iteration direction against an exact Hessian-vector product, and its side effects."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +11,8 @@ from imae.config import TrainConfig
 from imae.estimators import categorical_kl
 from imae.networks import HybridAutoencoder
 from imae.precision import autocast
-from imae.training import forward_pass
+from imae.data.batches import ImageSet
+from imae.training import forward_pass, per_sample_vat_radius
 from imae.vat import adversarial_direction, virtual_adversarial_loss
 
 
@@ -44,8 +47,12 @@ def _cosines(xi, precision="fp32", direction=adversarial_direction):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_direction_matches_exact_power_iteration(precision):
-    for xi in (1e-2, TrainConfig().validate().vat_xi):
+    for xi in (1e-2, TrainConfig(recipe="paper").validate().vat_xi):
         assert _cosines(xi, precision).mean() > 0.95
+    # The tuned recipe's and IMSAT's xi = 5 is no infinitesimal step on [0, 1] images (their norm is about 9 on
+    # MNIST): a finite difference whose direction leans away from the Hessian's top eigenvector, by design.
+    assert TrainConfig().validate().vat_xi == 5.0
+    assert 0.7 < _cosines(5.0, precision).mean() < 0.95
 
 
 def _bf16_direction(classify, x, logits, xi):
@@ -113,3 +120,10 @@ def test_nearest_neighbour_radius_brute_force():
     expected = [0.25 * sorted(row[j] for j in range(23) if j != i)[2] for i, row in enumerate(distances)]
     got = nearest_neighbour_radius(x, neighbours=3, scale=0.25, chunk=5)
     torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64))
+
+
+def test_the_neighbour_radius_on_fewer_images_than_neighbours_is_the_farthest_other_image():
+    x = torch.tensor([[[0, 0]], [[3, 4]], [[0, 1]]], dtype=torch.uint8)  # pixel distances 0-1: 5, 0-2: 1, 1-2: √18
+    cfg = TrainConfig(vat_eps=0.5, vat_eps_neighbours=10).validate()
+    radius = per_sample_vat_radius(cfg, ImageSet(x, None, "x"))
+    torch.testing.assert_close(radius, 0.5 * torch.tensor([5.0, 5.0, math.sqrt(18.0)]) / 255)
