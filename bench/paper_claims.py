@@ -133,17 +133,23 @@ def differences(pairs: list[tuple[dict, dict]], key: str) -> list[float]:
 # C1: accuracy across beta
 
 
-def c1_tables(rows: list[dict]) -> None:
+def with_vat_groups(rows: list[dict], section: str):
+    """(data set, recipe, the runs paper_settings keeps) per image data set and recipe, autoencoders with VAT;
+    a data set without such runs gets one line saying so."""
     for dataset in IMAGE_DATASETS:
         runs = autoencoders(finished(rows, dataset=dataset, vat=True))
         if not runs:
-            print(f"C1 ({dataset}): no finished runs with VAT\n")
+            print(f"{section} ({dataset}): no finished runs with VAT\n")
             continue
         for recipe, group in by_recipe(runs).items():
-            kept = paper_settings(group, note)
-            for key, what in (("accuracy", "test accuracy"), ("mutual_info_xy", "test I(x;y) (nats)")):
-                beta_table(kept, key, f"C1 ({dataset}, recipe {recipe}): {what} by model and β")
-            accuracy_change_table(kept, f"C1 ({dataset}, recipe {recipe})")
+            yield dataset, recipe, paper_settings(group, note)
+
+
+def c1_tables(rows: list[dict]) -> None:
+    for dataset, recipe, kept in with_vat_groups(rows, "C1"):
+        for key, what in (("accuracy", "test accuracy"), ("mutual_info_xy", "test I(x;y) (nats)")):
+            beta_table(kept, key, f"C1 ({dataset}, recipe {recipe}): {what} by model and β")
+        accuracy_change_table(kept, f"C1 ({dataset}, recipe {recipe})")
 
 
 def beta_table(rows: list[dict], key: str, title: str) -> None:
@@ -318,24 +324,18 @@ def collapsed(rows: list[dict]) -> tuple[int, int]:
 
 
 def local_optima_tables(rows: list[dict]) -> None:
-    for dataset in IMAGE_DATASETS:
-        runs = autoencoders(finished(rows, dataset=dataset, vat=True))
-        if not runs:
-            print(f"Local optima ({dataset}): no finished runs with VAT\n")
-            continue
-        for recipe, group in by_recipe(runs).items():
-            kept = paper_settings(group, note)
-            lines = []
-            for model in models_of(kept):
-                model_rows = [r for r in kept if r["model"] == model]
-                spread, betas = seed_spread(model_rows)
-                down, measured = collapsed(model_rows)
-                lines.append([model, len(model_rows), betas, number(spread),
-                              f"{down} of {measured} ({down / measured:.0%})" if measured else "–"])
-            table(f"Local optima ({dataset}, recipe {recipe}): spread of test accuracy across seeds and runs whose "
-                  f"y collapsed, {BETA_RULE}; {len(kept)} runs",
-                  ["model", "runs", "βs with ≥ 2 seeds", "sd of accuracy across seeds (mean over β)",
-                   "I(x;y) < ½ log K2"], lines)
+    for dataset, recipe, kept in with_vat_groups(rows, "Local optima"):
+        lines = []
+        for model in models_of(kept):
+            model_rows = [r for r in kept if r["model"] == model]
+            spread, betas = seed_spread(model_rows)
+            down, measured = collapsed(model_rows)
+            lines.append([model, len(model_rows), betas, number(spread),
+                          f"{down} of {measured} ({down / measured:.0%})" if measured else "–"])
+        table(f"Local optima ({dataset}, recipe {recipe}): spread of test accuracy across seeds and runs whose "
+              f"y collapsed, {BETA_RULE}; {len(kept)} runs",
+              ["model", "runs", "βs with ≥ 2 seeds", "sd of accuracy across seeds (mean over β)",
+               "I(x;y) < ½ log K2"], lines)
 
 
 SECTIONS = (("C1: IMAE keeps its accuracy across β", c1_tables),

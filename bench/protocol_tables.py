@@ -38,15 +38,21 @@ def recipes_table(rows: list[dict]) -> None:
     print("| recipe | seed | validation accuracy | test accuracy | test I(x;y) | test reconstruction |")
     print("|---|---|---|---|---|---|")
     for recipe in ("tuned", "paper"):
-        group = sorted((r for r in rows if r["recipe"] == recipe), key=lambda r: r["seed"])
-        for r in group:
-            print(f"| {recipe} | {r['seed']} | {r['validation_accuracy']:.4f} | {r['accuracy']:.4f} | "
-                  f"{r['mutual_info_xy']:.3f} | {r['reconstruction_error']:.1f} |")
-        if len(group) > 1:
-            print(f"| {recipe} | mean ± sd | {spread([r['validation_accuracy'] for r in group], 4)} | "
-                  f"{spread([r['accuracy'] for r in group], 4)} | {spread([r['mutual_info_xy'] for r in group], 3)} | "
-                  f"{spread([r['reconstruction_error'] for r in group], 1)} |")
+        seed_rows([r for r in rows if r["recipe"] == recipe], f"| {recipe} ")
     print()
+
+
+def seed_rows(rows: list[dict], prefix: str = "") -> None:
+    """One table row per seed and, for several, the mean ± sd: validation and test accuracy, test I(x;y) and
+    reconstruction; each row begins with prefix (a first column)."""
+    group = sorted(rows, key=lambda r: r["seed"])
+    for r in group:
+        print(f"{prefix}| {r['seed']} | {r['validation_accuracy']:.4f} | {r['accuracy']:.4f} | "
+              f"{r['mutual_info_xy']:.3f} | {r['reconstruction_error']:.1f} |")
+    if len(group) > 1:
+        print(f"{prefix}| mean ± sd | {spread([r['validation_accuracy'] for r in group], 4)} | "
+              f"{spread([r['accuracy'] for r in group], 4)} | {spread([r['mutual_info_xy'] for r in group], 3)} | "
+              f"{spread([r['reconstruction_error'] for r in group], 1)} |")
 
 
 def defaults_table(rows: list[dict]) -> None:
@@ -101,17 +107,9 @@ def imsat_vat_table(rows: list[dict], root: Path) -> None:
 
 
 def seeds_table(rows: list[dict]) -> None:
-    """One row per seed and the mean ± sd: validation and test accuracy, test I(x;y) and reconstruction."""
     print("| seed | validation accuracy | test accuracy | test I(x;y) | test reconstruction |")
     print("|---|---|---|---|---|")
-    group = sorted(rows, key=lambda r: r["seed"])
-    for r in group:
-        print(f"| {r['seed']} | {r['validation_accuracy']:.4f} | {r['accuracy']:.4f} | {r['mutual_info_xy']:.3f} | "
-              f"{r['reconstruction_error']:.1f} |")
-    if len(group) > 1:
-        print(f"| mean ± sd | {spread([r['validation_accuracy'] for r in group], 4)} | "
-              f"{spread([r['accuracy'] for r in group], 4)} | {spread([r['mutual_info_xy'] for r in group], 3)} | "
-              f"{spread([r['reconstruction_error'] for r in group], 1)} |")
+    seed_rows(rows)
     print()
 
 
