@@ -25,7 +25,8 @@ from .metrics import encode, evaluate
 from .networks import HybridAutoencoder, frozen_batchnorm_statistics
 from .objectives import ForwardPass, build_objective
 from .precision import autocast, choose_precision
-from .vat import nearest_neighbour_radius, virtual_adversarial_loss
+from .neighbour_cache import neighbour_distance
+from .vat import virtual_adversarial_loss
 
 MONITOR_SIZE = 10_000  # test images evaluated after every epoch; the final metrics use the whole split
 RESTART_SEED_STRIDE = 10_000  # restart candidate i starts from seed + i * RESTART_SEED_STRIDE
@@ -247,7 +248,8 @@ def restore(saved: dict, state: TrainingState) -> int:
 
 
 # The exact nearest-neighbour radii cost N^2 D multiply-adds: MNIST's 60,000^2 x 784 = 2.8e12 take about
-# 3 minutes on one core; past this limit (about half an hour) a run is refused rather than stalled for hours.
+# 3 minutes on one core (then they are cached: imae.neighbour_cache); past this limit (about half an hour) a run
+# is refused rather than stalled for hours.
 NEIGHBOUR_RADIUS_LIMIT = 3e13
 
 
@@ -262,7 +264,7 @@ def per_sample_vat_radius(cfg: TrainConfig, train_set: ImageSet) -> torch.Tensor
         raise ConfigError(f"option vat_eps_neighbours: the nearest-neighbour radii of {n} images of {d} values "
                           f"take {float(n) * n * d:.1e} multiply-adds (MNIST's 2.8e12: about 3 minutes on one "
                           f"core); on data this large use vat_eps_neighbours 0, the fixed radius vat_eps")
-    return nearest_neighbour_radius(as_float(train_set.images), neighbours, cfg.vat_eps)
+    return cfg.vat_eps * neighbour_distance(train_set.images, neighbours)
 
 
 def fit(cfg: TrainConfig, state: TrainingState, train_set: ImageSet, start_epoch: int = 1, progress: bool = True,

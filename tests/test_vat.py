@@ -127,3 +127,36 @@ def test_the_neighbour_radius_on_fewer_images_than_neighbours_is_the_farthest_ot
     cfg = TrainConfig(vat_eps=0.5, vat_eps_neighbours=10).validate()
     radius = per_sample_vat_radius(cfg, ImageSet(x, None, "x"))
     torch.testing.assert_close(radius, 0.5 * torch.tensor([5.0, 5.0, math.sqrt(18.0)]) / 255)
+
+
+def test_the_neighbour_distance_cache_returns_what_it_computed_and_recomputes_a_damaged_file(monkeypatch, tmp_path):
+    from imae import neighbour_cache
+    from imae.vat import nearest_neighbour_radius
+    monkeypatch.setenv("IMAE_CACHE_DIR", str(tmp_path / "cache"))
+    images = torch.randint(0, 256, (40, 3, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    computed = neighbour_cache.neighbour_distance(images, 4)
+    assert torch.equal(computed, nearest_neighbour_radius(images.reshape(40, -1).float() / 255, 4, 1.0))
+    [stored] = (tmp_path / "cache").iterdir()
+
+    def no_computing(*args):
+        raise AssertionError("computed again although cached")
+    monkeypatch.setattr(neighbour_cache, "nearest_neighbour_radius", no_computing)
+    assert torch.equal(neighbour_cache.neighbour_distance(images, 4), computed)  # bit for bit, from the file
+    with pytest.raises(AssertionError, match="computed again"):  # another k, other images: another key
+        neighbour_cache.neighbour_distance(images, 3)
+    with pytest.raises(AssertionError, match="computed again"):
+        neighbour_cache.neighbour_distance(images.flip(0), 4)
+
+    monkeypatch.setattr(neighbour_cache, "nearest_neighbour_radius", nearest_neighbour_radius)
+    stored.write_bytes(b"half a file")
+    assert torch.equal(neighbour_cache.neighbour_distance(images, 4), computed)
+    assert torch.equal(torch.load(stored), computed)  # replaced by the recomputed distances
+
+
+def test_an_empty_cache_directory_setting_turns_the_neighbour_cache_off(monkeypatch, tmp_path):
+    from imae import neighbour_cache
+    monkeypatch.setenv("IMAE_CACHE_DIR", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    images = torch.randint(0, 256, (12, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    neighbour_cache.neighbour_distance(images, 2)
+    assert not any(tmp_path.iterdir())
