@@ -23,7 +23,8 @@ TrainConfig per run, each with a readable directory name.
 
 A single `[grid]` table works as well as `[[grid]]` tables. Each grid key is a TrainConfig field
 (except data_dir) with a list of values; a single value is a one-value list, i.e. a setting of that
-grid only. Grid values win over [model.X], [recipe.X] and [settings]; a [model.X] or [recipe.X]
+grid only. Grid values win over [model.X], [recipe.X] and [settings]; a model's own defaults (imsat's
+recipe) win over [recipe.X], as over the recipe itself; a [model.X] or [recipe.X]
 table may not set a key the grid varies, nor may the two set the same key. `gamma` may replace `beta` as an axis (the dSprites protocol, METHOD.md section 6):
 a value g gives IMAE gamma = g, beta = g / 2 and every other model beta = g, as in the paper's
 figures "against beta (gamma for IMAE)". With a beta axis IMAE keeps gamma = 2 beta.
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .config import MODELS, RECIPES, TrainConfig
+from .config import MODEL_DEFAULTS, MODELS, RECIPES, TrainConfig
 from .errors import ConfigError
 
 SECTIONS = ("description", "settings", "model", "recipe", "grid")
@@ -157,6 +158,8 @@ def _grid_points(grid: dict, shared: dict, per_model: dict, per_recipe: dict, se
         for kind, tables in (("model", per_model), ("recipe", per_recipe)):
             name = point.get(kind, shared.get(kind, getattr(TrainConfig, kind)))
             table = tables.get(name, {}) if isinstance(name, str) else {}
+            if kind == "recipe":  # a model's own defaults win over its recipe's, as in TrainConfig (imsat's)
+                table = {key: value for key, value in table.items() if key not in MODEL_DEFAULTS.get(model, {})}
             clash = sorted((varied | set(overrides)) & set(table))
             if clash:
                 raise ConfigError(f"{where}: [{kind}.{name}] sets {', '.join(clash)}, which the grid varies"

@@ -15,7 +15,7 @@ import torch
 from conftest import write_mnist_like
 
 from imae.cli import main
-from imae.config import RECIPES, TrainConfig
+from imae.config import MODEL_DEFAULTS, RECIPES, TrainConfig
 from imae.errors import CheckpointError, ConfigError
 from imae.precision import choose_precision
 from imae.results import results_table
@@ -101,6 +101,16 @@ def test_recipe_tables_set_each_recipes_runs_without_renaming_them(tmp_path):
     assert [run.name for run in after] == [run.name for run in before]
     settings = {run.config.recipe: (run.config.vat_weight, run.config.lr) for run in after}
     assert settings == {"tuned": (7.0, RECIPES["tuned"]["lr"]), "paper": (RECIPES["paper"]["vat_weight"], 0.05)}
+
+
+def test_a_recipe_table_leaves_a_models_own_defaults_alone(tmp_path):
+    text = ('[recipe.tuned]\nepochs = 3\nvat_weight = 7.0\nbatch_size = 64\n'
+            '[[grid]]\nmodel = ["imae"]\n[[grid]]\nmodel = ["imsat"]\nepochs = 2\n')
+    runs = {run.config.model: run.config for run in load_study(_study(tmp_path, text))}
+    assert (runs["imae"].epochs, runs["imae"].vat_weight, runs["imae"].batch_size) == (3, 7.0, 64)
+    imsat = MODEL_DEFAULTS["imsat"]  # its recipe is its own: neither the tuned recipe nor the table changes it
+    assert (runs["imsat"].epochs, runs["imsat"].vat_weight, runs["imsat"].batch_size) == (2, imsat["vat_weight"],
+                                                                                           imsat["batch_size"])
 
 
 def test_only_picks_runs_by_their_unchanged_names(tmp_path, capsys):
