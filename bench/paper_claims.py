@@ -5,6 +5,9 @@ z_k (Fig. 2a), C3 MIG, reconstruction and total correlation on dSprites (Fig. 5)
 
     python bench/paper_claims.py STUDY_DIR
 
+First, where STUDY_DIR holds its study file as STUDY_DIR/<its name>.toml (results/paper-cpu/paper-cpu.toml),
+how many of its runs have finished, by data set, recipe, VAT and model.
+
 An interval is the 80% Student-t interval of a mean over seeds (imae.plots.mean_interval, the paper's
 "80% confidence intervals"), written "mean [low, high]"; one value has none. Runs of two recipes are never
 averaged together: every table is per recipe. Unfinished runs are left out and counted, so the tables can
@@ -25,6 +28,7 @@ from imae.config import AUTOENCODERS
 from imae.figures import DSPRITES, IMAGE_DATASETS, beta_or_gamma, finished, paper_settings, recipe_of
 from imae.plots import finite, mean_interval
 from imae.results import results_table
+from imae.study import load_study
 
 BETA_RULE = "with VAT, IMAE at γ = 2β, JointVAE at its published capacity targets"
 # The per-dimension metrics of Prop. 1, flattened by results_table to "per_dimension.NAME.k".
@@ -338,6 +342,24 @@ def local_optima_tables(rows: list[dict]) -> None:
                "I(x;y) < ½ log K2"], lines)
 
 
+def progress_table(study_dir: Path) -> None:
+    """Finished runs against the study file's, by data set, recipe, VAT and model (nothing without the file)."""
+    study_file = study_dir / f"{study_dir.resolve().name}.toml"
+    if not study_file.is_file():
+        return
+    groups: dict[tuple, list[int]] = {}
+    for run in load_study(str(study_file)):
+        c = run.config
+        recipe = "IMSAT's own" if c.model == "imsat" else c.recipe
+        done = groups.setdefault((c.dataset, recipe, "with" if c.vat else "without", c.model), [0, 0])
+        done[0] += (study_dir / run.name / "metrics.json").is_file()
+        done[1] += 1
+    total = [sum(done[i] for done in groups.values()) for i in (0, 1)]
+    table(f"## Progress\n\n{total[0]} of the {total[1]} runs of {study_file} have finished.",
+          ["data set", "recipe", "VAT", "model", "finished", "planned"],
+          [[*key, done, planned] for key, (done, planned) in groups.items()])
+
+
 SECTIONS = (("C1: IMAE keeps its accuracy across β", c1_tables),
             ("C2: informative z_k have dispersed means and small variances (Prop. 1)", c2_tables),
             ("C3: dSprites, MIG against reconstruction and total correlation", c3_tables),
@@ -351,6 +373,7 @@ def main() -> None:
     study_dir = parser.parse_args().study_dir
     if not study_dir.is_dir():
         parser.error(f"{study_dir}: not a directory")
+    progress_table(study_dir)
     rows = finished_runs(study_dir)
     for title, tables in SECTIONS:
         print(f"## {title}\n")

@@ -250,3 +250,21 @@ def test_sections_without_runs_say_so(claims, tmp_path, capsys):
                  "Local optima (fashion-mnist): no finished runs with VAT"):
         assert line in out
     assert "|" not in out  # no empty tables
+
+
+def test_progress_counts_the_study_files_runs_with_metrics(claims, tmp_path, capsys):
+    root = tmp_path / "grow"
+    root.mkdir()
+    (root / "grow.toml").write_text('[settings]\nepochs = 1\n[[grid]]\nmodel = ["imae", "beta-vae"]\nbeta = [1, 3]\n'
+                                    '[[grid]]\nmodel = "imae"\nbeta = 1\nvat = false\n')
+    write_run(root / "mnist/imae/beta1-seed0", {"accuracy": 0.5}, model="imae", beta=1.0)
+    write_run(root / "mnist/imae/beta3-seed0", model="imae", beta=3.0)  # started, not finished
+    write_run(root / "mnist/imae/beta1-seed0-novat", {"accuracy": 0.1}, model="imae", beta=1.0, vat=False)
+    claims.progress_table(root)
+    out = capsys.readouterr().out
+    assert f"2 of the 5 runs of {root / 'grow.toml'} have finished." in out
+    progress = {tuple(row[:4]): row[4:] for row in tables(out)[next(k for k in tables(out) if "have finished" in k)]}
+    assert progress == {("mnist", "tuned", "with", "imae"): ["1", "2"], ("mnist", "tuned", "with", "beta-vae"): ["0", "2"],
+                        ("mnist", "tuned", "without", "imae"): ["1", "1"]}
+    claims.progress_table(tmp_path)  # no study file of that name: nothing
+    assert capsys.readouterr().out == ""
