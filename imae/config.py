@@ -131,6 +131,9 @@ class TrainConfig:
     # DCI's classifiers: disentanglement_lib's gradient boosting ("gbt": comparable with published DCI, ~9 min
     # on dSprites here) or a random forest ("forest": ~12 s, other numbers; bench/mig_speed.py).
     dci_estimator: str = "gbt"
+    # After every epoch, also the MIGs of the monitored images (data with known factors: dSprites), so that
+    # history.jsonl shows whether MIG has stopped rising; costs about a minute per epoch on dSprites' 10,000.
+    monitor_mig: bool = False
     # The networks' matmuls; a run resolves auto once, keeps it, and its config.json records what it resolved to.
     precision: str = "auto"
     # Torch threads the run trains with (None: torch's default); config.json records the count used, since
@@ -211,8 +214,9 @@ class TrainConfig:
             _integer_at_least("threads", self.threads, 1)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise ConfigError(f"option data_dir: expected a path, got {self.data_dir!r}")
-        if not isinstance(self.vat, bool):
-            raise ConfigError(f"option vat: expected true or false, got {self.vat!r}")
+        for name in ("vat", "monitor_mig"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"option {name}: expected true or false, got {getattr(self, name)!r}")
         return self
 
     def to_dict(self) -> dict:

@@ -80,13 +80,14 @@ def reconstruction_error(model: HybridAutoencoder, images: torch.Tensor, post: P
 
 @torch.no_grad()
 def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000, complete: bool = False,
-             seed: int = 0, precision: str = "fp32", dci_estimator: str = "gbt") -> dict:
+             seed: int = 0, precision: str = "fp32", dci_estimator: str = "gbt", mig: bool = False) -> dict:
     """accuracy (if labelled), I(x;y) over the whole split (eq 7) with its two entropies, and the
     reconstruction error (models with a decoder), all in nats. complete: also the confusion matrix (if
     labelled), the statistics of z (code_statistics) and, where the split has known factors (dSprites),
     every disentanglement metric; what a model without decoder or z (IMSAT) cannot have is null, its
     reason in "undefined". precision: the networks' (the estimators
-    are float32 either way)."""
+    are float32 either way). mig: also the two MIGs (disentanglement.information_gaps) where the split has
+    known factors and the model a z, without the slower metrics: the per-epoch MIG curve (monitor_mig)."""
     post = encode(model, split.images, batch_size, precision)
     metrics = {
         "mutual_info_xy": est.mutual_information_xy(post.logits).item(),
@@ -98,6 +99,10 @@ def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000, 
     if split.labels is not None:
         predicted = post.logits.argmax(1).cpu().numpy()
         metrics["accuracy"] = clustering_accuracy(predicted, split.labels.cpu().numpy())
+    if mig and not complete and split.factors is not None and post.mu.shape[1] > 0:
+        metrics.update(dis.information_gaps(post.mu.float().cpu(), post.logvar.float().cpu(),
+                                            post.logits.float().cpu(), split.factors.cpu(),
+                                            torch.Generator().manual_seed(seed)))
     if not complete:
         return metrics
     if split.labels is not None:

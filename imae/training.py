@@ -183,6 +183,7 @@ def format_epoch(epoch: int, cfg: TrainConfig, train_terms: dict, evaluations: d
         f" | {split}:" + (f" accuracy={m['accuracy']:.4f}" if "accuracy" in m else "")
         + f" I(x;y)={m['mutual_info_xy']:.3f}"
         + (f" reconstruction_error={m['reconstruction_error']:.2f}" if "reconstruction_error" in m else "")
+        + "".join(f" {key}={m[key]:.4f}" for key in ("mig", "mig_with_y") if m.get(key) is not None)
         for split, m in evaluations.items())
 
 
@@ -306,6 +307,9 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         monitors = {"validation": monitor_split(validation_set, cfg.seed), **monitors}
         log(f"validation split: {len(validation_set)} training images held out (validation_seed "
             f"{cfg.validation_seed}); {len(train_set)} left to train on")
+    if cfg.monitor_mig and test_set.factors is None:
+        raise ConfigError(f"option monitor_mig: {cfg.dataset} has no known generative factors to compute MIG "
+                          f"against (dSprites has)")
     vat_radius = per_sample_vat_radius(cfg, train_set)  # before the run directory: it may refuse the data
     start_epoch = 1
     # config.json records the threads and the precision auto resolved to: re-running it trains the same way.
@@ -323,7 +327,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
 
     def evaluated(model: HybridAutoencoder, epoch: int, train_terms: dict, seconds: float, prefix: str = "") -> dict:
         """The epoch's history row: its mean train terms and the metrics of the monitored splits."""
-        evaluations = {split: evaluate(model, images, cfg.eval_batch_size) for split, images in monitors.items()}
+        evaluations = {split: evaluate(model, images, cfg.eval_batch_size, seed=cfg.seed, mig=cfg.monitor_mig)
+                       for split, images in monitors.items()}
         log(prefix + format_epoch(epoch, cfg, train_terms, evaluations, seconds))
         return {"epoch": epoch, "seconds": seconds, "samples_per_second": len(train_set) / seconds,
                 "train": train_terms, **evaluations}
@@ -331,7 +336,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     def record(row: dict) -> None:
         for split in ("train", *monitors):
             for name, value in row[split].items():
-                writer.add_scalar(f"{split}/{name}", value, row["epoch"])
+                if value is not None:  # mig of a one-dimensional z
+                    writer.add_scalar(f"{split}/{name}", value, row["epoch"])
         writer.flush()
         runs.append_history(run_dir, row)
 

@@ -48,3 +48,29 @@ def test_dsprites_run_with_one_continuous_dimension_reports_undefined_metrics_as
         assert isinstance(metrics[key], float), key
     assert len(metrics["per_dimension"]["mutual_info_xz"]) == 1
 
+
+
+def test_monitor_mig_records_each_epochs_mig_and_the_last_is_the_final_one(small_grid, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "dsprites", "--data-dir", str(tmp_path / "data"), "--out", str(out),
+                 "--architecture", "mlp", "--train-subset", "512", "--epochs", "2", "--batch-size", "64",
+                 "--no-progress", "--dci-estimator", "forest", "--monitor-mig"]) == 0
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in history] == [1, 2]
+    for row in history:
+        assert 0.0 <= row["test"]["mig"] <= 1.0 and 0.0 <= row["test"]["mig_with_y"] <= 1.0
+    # The 8,192 images are fewer than the monitor's 10,000: the last epoch's monitor saw what metrics.json saw.
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert history[-1]["test"]["mig"] == pytest.approx(metrics["mig"], abs=1e-6)
+    assert history[-1]["test"]["mig_with_y"] == pytest.approx(metrics["mig_with_y"], abs=1e-6)
+    epoch_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 2 and all(" mig=" in line and " mig_with_y=" in line for line in epoch_lines)
+
+
+def test_monitor_mig_without_factors_is_a_one_line_error(tiny_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data-dir", str(tiny_mnist), "--out", str(out), "--epochs", "1", "--no-progress",
+                 "--monitor-mig"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "option monitor_mig" in err and "no known generative factors" in err
+    assert not out.exists()
