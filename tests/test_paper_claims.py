@@ -4,7 +4,6 @@ correlations against independent computations, recipes kept apart, the lines for
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -12,17 +11,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from conftest import bench_script
 from test_figures import write_run
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "paper_claims.py"
 
 
 @pytest.fixture(scope="module")
 def claims():
-    spec = importlib.util.spec_from_file_location("paper_claims", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("paper_claims")
 
 
 def hand_cell(values, digits: int = 3) -> str:
