@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 from imae.results import results_table
@@ -113,14 +114,13 @@ def seeds_table(rows: list[dict]) -> None:
     print()
 
 
-def vat_seeds_table(rows: list[dict]) -> None:
-    """The seed table of each VAT variant, best mean validation accuracy first."""
-    print("| VAT | seed | validation accuracy | test accuracy | test I(x;y) | test reconstruction |")
+def grouped_seeds_table(rows: list[dict], variant: Callable[[dict], str], name: str) -> None:
+    """The seed table of each variant (its name in the first column), best mean validation accuracy first."""
+    print(f"| {name} | seed | validation accuracy | test accuracy | test I(x;y) | test reconstruction |")
     print("|---|---|---|---|---|---|")
-    variants = {vat_variant(r) for r in rows}
-    for variant in sorted(variants, key=lambda v: -statistics.mean(
-            r["validation_accuracy"] for r in rows if vat_variant(r) == v)):
-        seed_rows([r for r in rows if vat_variant(r) == variant], f"| {variant} ")
+    variants = {variant(r) for r in rows}
+    for v in sorted(variants, key=lambda v: -statistics.mean(r["validation_accuracy"] for r in rows if variant(r) == v)):
+        seed_rows([r for r in rows if variant(r) == v], f"| {v} ")
     print()
 
 
@@ -137,14 +137,22 @@ def imsat_table(rows: list[dict]) -> None:
     print()
 
 
+def reconstruction_weight(r: dict) -> str:
+    return f"w_rec {r['reconstruction_weight']:g}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("results/protocol"))
     root = parser.parse_args().root
-    for name, table in (("recipes", recipes_table), ("defaults", defaults_table), ("infovae", infovae_table),
-                        ("vat-weight", seeds_table), ("imsat-vat", lambda rows: imsat_vat_table(rows, root / "imsat-vat")),
-                        ("imsat-vat-seeds", seeds_table), ("imsat-vat-reconstruction", seeds_table),
-                        ("imsat-vat-fashion", vat_seeds_table), ("imsat", imsat_table), ("imsat-vat-weight", imsat_table)):
+    studies = (("recipes", recipes_table), ("defaults", defaults_table), ("infovae", infovae_table),
+               ("vat-weight", seeds_table), ("imsat-vat", lambda rows: imsat_vat_table(rows, root / "imsat-vat")),
+               ("imsat-vat-seeds", seeds_table),
+               ("imsat-vat-reconstruction",
+                lambda rows: grouped_seeds_table(rows, reconstruction_weight, "reconstruction weight")),
+               ("imsat-vat-fashion", lambda rows: grouped_seeds_table(rows, vat_variant, "VAT")),
+               ("imsat", imsat_table), ("imsat-vat-weight", imsat_table))
+    for name, table in studies:
         print(f"### {name}\n")
         table(finished(root / name))
 
