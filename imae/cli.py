@@ -117,6 +117,8 @@ def _train_parser(sub) -> None:
     o.add_argument("--momentum", type=float, default=DEFAULTS.momentum, help="sgd's momentum")
     o.add_argument("--lr-decay", type=float,
                    help="learning-rate factor per epoch (0.98; paper on dsprites: 1, no decay)")
+    o.add_argument("--grad-clip", type=float, metavar="NORM",
+                   help="clip the gradient's global L2 norm to NORM before every step (default: no clipping)")
     o.add_argument("--batch-size", type=int, help="default 256 (imsat: 250)")
     o.add_argument("--restarts", type=int, default=DEFAULTS.restarts, metavar="N",
                    help="train N initialisations for --restart-epochs epochs each and continue the one of highest "

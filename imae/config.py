@@ -112,6 +112,7 @@ class TrainConfig:
     lr: float | None = None
     momentum: float = 0.9
     lr_decay: float | None = None
+    grad_clip: float | None = None  # clip the gradient's global L2 norm to this before each step (None: never)
     batch_size: int | None = None  # 256 (imsat: 250)
     epochs: int | None = None  # tuned and imsat: 50; paper: 20
     seed: int = 0
@@ -183,7 +184,7 @@ class TrainConfig:
             _at_least(name, getattr(self, name), 0.0)
         if self.gamma is not None:
             _at_least("gamma", self.gamma, 0.0)
-        for name in ("hidden_init_scale", "output_init_scale"):
+        for name in ("hidden_init_scale", "output_init_scale", "grad_clip"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         for name in ("vat_xi", "temperature", "lr"):

@@ -150,6 +150,8 @@ def train_step(model, objective, optimizer, x: torch.Tensor, cfg: TrainConfig, s
         check(terms)
     optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
+    if cfg.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     return terms
 

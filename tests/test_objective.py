@@ -56,3 +56,31 @@ def test_imae_loss_matches_hand_assembly(weights):
 def test_gamma_defaults_to_twice_beta():
     assert TrainConfig(beta=3.0).gamma_value == 6.0
     assert TrainConfig(beta=3.0, gamma=1.0).gamma_value == 1.0
+
+
+@pytest.mark.parametrize("clip", [None, 1e-3, 1e6])
+def test_grad_clip_scales_the_whole_gradient_to_the_norm_before_the_step(clip):
+    """One plain SGD step (no momentum) moves the parameters by -lr x the gradient, rescaled as a whole to
+    norm `clip` when it is longer (torch.nn.utils.clip_grad_norm_'s rule, computed here by hand)."""
+    import copy
+
+    from imae.networks import HybridAutoencoder
+    from imae.objectives import build_objective
+    from imae.training import forward_pass, train_step
+    torch.manual_seed(0)
+    cfg = TrainConfig(optimizer="sgd", momentum=0.0, lr=0.1, grad_clip=clip, vat=False).validate()
+    model, x = HybridAutoencoder((28, 28)), torch.rand(16, 784)
+    reference = copy.deepcopy(model)
+    objective = build_objective(cfg)
+    before = [p.detach().clone() for p in model.parameters()]
+    torch.manual_seed(1)
+    objective(forward_pass(reference, x, cfg))["loss"].backward()
+    gradients = [p.grad for p in reference.parameters()]
+    norm = torch.sqrt(sum(g.square().sum() for g in gradients))
+    scale = 1.0 if clip is None else min(1.0, clip / (norm.item() + 1e-6))
+    torch.manual_seed(1)
+    train_step(model, objective, torch.optim.SGD(model.parameters(), lr=0.1), x, cfg)
+    for p, p0, g in zip(model.parameters(), before, gradients):
+        torch.testing.assert_close(p.detach(), p0 - 0.1 * scale * g, rtol=1e-5, atol=1e-7)
+    if clip == 1e-3:
+        assert norm.item() > 1.0  # the clip did act
