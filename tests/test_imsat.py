@@ -140,7 +140,7 @@ DSPRITES_PAPER = {"optimizer": "adam", "lr_decay": 1.0}
 JOINT_VAE = {"mnist": (25000, 5.0, 5.0), "fashion-mnist": (50000, 10.0, 5.0), "dsprites": (300000, 1.1, 40.0)}
 NEW = {"hidden_init_scale": None, "output_init_scale": None, "augment_consistency": 0.0, "restarts": 1,
        "restart_epochs": 5, "train_split": "train", "precision": "auto",
-       "dci_estimator": "gbt", "threads": None}
+       "dci_estimator": "gbt", "threads": None, "monitor_mig": False, "grad_clip": None}
 
 
 @pytest.mark.parametrize("model", ["imae", "beta-vae", "info-vae", "joint-vae"])
