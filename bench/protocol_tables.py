@@ -138,7 +138,7 @@ def imsat_table(rows: list[dict]) -> None:
 
 
 def reconstruction_weight(r: dict) -> str:
-    return f"w_rec {r['reconstruction_weight']:g}"
+    return f"{r['dataset']}, w_rec {r['reconstruction_weight']:g}"
 
 
 def main() -> None:
@@ -149,7 +149,7 @@ def main() -> None:
                ("vat-weight", seeds_table), ("imsat-vat", lambda rows: imsat_vat_table(rows, root / "imsat-vat")),
                ("imsat-vat-seeds", seeds_table),
                ("imsat-vat-reconstruction",
-                lambda rows: grouped_seeds_table(rows, reconstruction_weight, "reconstruction weight")),
+                lambda rows: grouped_seeds_table(rows, reconstruction_weight, "data set, reconstruction weight")),
                ("imsat-vat-fashion", lambda rows: grouped_seeds_table(rows, vat_variant, "VAT")),
                ("imsat", imsat_table), ("imsat-vat-weight", imsat_table))
     for name, table in studies:

@@ -40,7 +40,7 @@ OPTIMIZERS = ("sgd", "adam")
 RECIPES = {
     "paper": {"reconstruction_weight": 1.0, "marginal_entropy_weight": 1.0, "vat_weight": 1.0,
               "optimizer": "sgd", "lr": 1e-3, "lr_decay": 0.98},
-    "tuned": {"reconstruction_weight": 0.1, "marginal_entropy_weight": 4.0, "vat_weight": 30.0,
+    "tuned": {"reconstruction_weight": 0.3, "marginal_entropy_weight": 4.0, "vat_weight": 30.0,
               "vat_xi": 5.0, "vat_eps": 0.25, "vat_eps_neighbours": 10,
               "optimizer": "adam", "lr": 1e-3, "lr_decay": 0.98, "epochs": 50},
 }

@@ -128,7 +128,7 @@ BASE = {"architecture": "mlp", "batch_size": 256, "beta": 5.0, "capacity_iterati
         "capacity_z": None, "categories": 10, "continuous_dim": 10, "data_dir": None, "dataset": "mnist",
         "device": "auto", "epochs": 20, "eval_batch_size": 2000, "gamma": None, "image_size": None,
         "infovae_divergence": "mmd-rbf", "lr": 0.001, "lr_decay": 0.98, "marginal_entropy_weight": 4.0,
-        "model": "imae", "momentum": 0.9, "optimizer": "adam", "recipe": "tuned", "reconstruction_weight": 0.1,
+        "model": "imae", "momentum": 0.9, "optimizer": "adam", "recipe": "tuned", "reconstruction_weight": 0.3,
         "seed": 0, "temperature": 0.67, "train_subset": None, "validation_seed": 0, "validation_size": 0,
         "vat": True, "vat_eps": 1.0, "vat_eps_neighbours": 0, "vat_weight": 10.0, "vat_xi": 1.0}
 TUNED_VAT = {"vat_weight": 30.0, "vat_xi": 5.0, "vat_eps": 0.25, "vat_eps_neighbours": 10, "epochs": 50}

@@ -27,7 +27,7 @@ def test_paper_recipe_is_eq_10_with_appendix_g_optimisers():
 def test_tuned_recipe_is_the_default_and_explicit_settings_win():
     tuned = TrainConfig().validate()
     assert tuned.recipe == "tuned"
-    assert (tuned.reconstruction_weight, tuned.marginal_entropy_weight, tuned.vat_weight) == (0.1, 4.0, 30.0)
+    assert (tuned.reconstruction_weight, tuned.marginal_entropy_weight, tuned.vat_weight) == (0.3, 4.0, 30.0)
     assert (tuned.vat_xi, tuned.vat_eps, tuned.vat_eps_neighbours, tuned.epochs) == (5.0, 0.25, 10, 50)
     dsprites = TrainConfig(dataset="dsprites").validate()  # no nearest-neighbour radii of 737,280 images
     assert (dsprites.vat_xi, dsprites.vat_eps, dsprites.vat_eps_neighbours, dsprites.epochs) == (1.0, 1.0, 0, 20)
