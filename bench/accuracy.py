@@ -7,6 +7,8 @@ training run with the model's default settings (IMSAT's recipe for imsat) plus t
     python bench/accuracy.py --datasets mnist --data-dir ../shared/data/mnist --seeds 0 1 2 --out runs/bench-mnist
     python bench/accuracy.py --models imae imsat --seeds 0 1 2 --set epochs=50 --out runs/bench-imsat
     python bench/accuracy.py --models imsat --set train_split=all restarts=3 restart_epochs=10 --out runs/bench-all
+    python bench/accuracy.py --seeds 0 1 2 3 4 --set validation_size=10000 reconstruction_weight=0.3 \
+        --suffix=-reconstruction_weight=0.3 --out results/protocol/imsat-vat-reconstruction
 
 The time to the target sums the per-epoch training seconds of history.jsonl (evaluation excluded) up
 to the first epoch whose test accuracy (the per-epoch monitor: up to 10,000 test images, all of
@@ -39,7 +41,7 @@ def run_cell(args, dataset: str, model: str, beta: float | None, seed: int, over
     """Train (unless finished) the run of one cell; its directory."""
     cfg = TrainConfig(dataset=dataset, data_dir=args.data_dir, model=model, beta=beta, seed=seed,
                       **overrides).validate()
-    run_dir = args.out / dataset / model / f"beta{cfg.beta:g}-seed{seed}"
+    run_dir = args.out / dataset / model / f"beta{cfg.beta:g}-seed{seed}{args.suffix}"
     if not (run_dir / "metrics.json").exists():
         started = time.perf_counter()
         train(cfg, run_dir, resume=(run_dir / "config.json").exists(), progress=False)
@@ -131,6 +133,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--target", type=float, default=0.95, help="the test accuracy to time (default 0.95)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--suffix", default="", help="appended to each run directory's name, to reuse a study's "
+                        "runs: e.g. --suffix=-reconstruction_weight=0.3 with --set reconstruction_weight=0.3")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override settings, e.g. epochs=5 train_split=all restarts=3 augment_consistency=1")
     args = parser.parse_args()
