@@ -35,7 +35,10 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     paths = []
     for fmt in FORMATS:
         path = out_dir / f"{name}.{fmt}"
-        atomic_write(path, lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=120, bbox_inches="tight"))
+        # No creation date in a PDF: redrawing an unchanged figure leaves the committed file unchanged.
+        metadata = {"CreationDate": None} if fmt == "pdf" else None
+        atomic_write(path, lambda f, fmt=fmt, metadata=metadata: fig.savefig(
+            f, format=fmt, dpi=120, bbox_inches="tight", metadata=metadata))
         paths.append(path)
     return paths
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 
 from imae.cli import main
@@ -18,7 +19,7 @@ from imae.data import load_dataset
 from imae.metrics import encode
 from imae.figures import draw_confusion_matrix, paper_settings
 from imae.pictures import decode, draw_figure_2, figure_2, figure_4, prototypes, traversal, traversed_dimensions
-from imae.plots import mean_interval, seed_band
+from imae.plots import mean_interval, save, seed_band
 from imae.results import results_table
 from imae.training import load_trained
 
@@ -298,3 +299,14 @@ def test_fig_2_fills_every_panel(trained_study):
     # (b)-(d) are the dimensions traversed_dimensions picks from the run's I(x;z_k)
     info = json.loads((trained_study / "b5" / "metrics.json").read_text())["per_dimension"]["mutual_info_xz"]
     assert [f"z_{k})" in t for k, t in zip(traversed_dimensions(np.array(info)), titles[1:4])] == [True] * 3
+
+
+def test_a_figure_drawn_twice_gives_the_same_files(tmp_path, monkeypatch):
+    """Redrawing an unchanged study rewrites nothing in git's eyes (no creation date in the PDF), even a
+    day later (matplotlib reads the date from SOURCE_DATE_EPOCH when set)."""
+    def draw(out, day):
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", str(1_700_000_000 + 86_400 * day))
+        fig = Figure()
+        fig.subplots().plot([0, 1], [1, 0])
+        return [p.read_bytes() for p in save(fig, out, "line")]
+    assert draw(tmp_path / "a", 0) == draw(tmp_path / "b", 1)
