@@ -115,9 +115,11 @@ class Trained:
 
 
 def candidates(study_dir: Path, table: list[dict], dataset: str, model: str) -> list[dict]:
-    """Finished runs with a checkpoint, by seed."""
+    """Finished runs with VAT and a checkpoint, by seed: the paper's Fig. 2 and 4 are drawn from models trained
+    with VAT (Section 4.2); a VAT ablation's runs are Fig. 6's."""
     rows = [r for r in table if r.get("status") == "finished" and r.get("dataset") == dataset
-            and r.get("model") == model and (Path(study_dir) / r["run"] / runs.CHECKPOINT).is_file()]
+            and r.get("model") == model and r.get("vat", True)
+            and (Path(study_dir) / r["run"] / runs.CHECKPOINT).is_file()]
     return sorted(rows, key=lambda r: (r.get("seed", 0), r["run"]))
 
 

@@ -18,9 +18,11 @@ from imae.config import AUTOENCODERS, TrainConfig
 from imae.data import load_dataset
 from imae.metrics import encode
 from imae.figures import draw_confusion_matrix, paper_settings
-from imae.pictures import decode, draw_figure_2, figure_2, figure_4, prototypes, traversal, traversed_dimensions
+from imae.pictures import (candidates, decode, draw_figure_2, figure_2, figure_4, prototypes, traversal,
+                           traversed_dimensions)
 from imae.plots import mean_interval, save, seed_band
 from imae.results import results_table
+from imae.runs import CHECKPOINT
 from imae.training import load_trained
 
 K1 = 4
@@ -310,3 +312,14 @@ def test_a_figure_drawn_twice_gives_the_same_files(tmp_path, monkeypatch):
         fig.subplots().plot([0, 1], [1, 0])
         return [p.read_bytes() for p in save(fig, out, "line")]
     assert draw(tmp_path / "a", 0) == draw(tmp_path / "b", 1)
+
+
+def test_fig_2_and_4_draw_from_runs_with_vat_only(tmp_path):
+    """A VAT ablation's run (Fig. 6's) is not a candidate for the decoded pictures, even where its name sorts first."""
+    table = []
+    for name, vat in (("beta6-seed0-novat", False), ("beta6-seed0", True), ("beta6-seed1-unfinished", True)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / CHECKPOINT).write_bytes(b"")
+        table.append({"run": name, "status": "finished" if "unfinished" not in name else "running",
+                      "dataset": "mnist", "model": "imae", "vat": vat, "seed": 0, "beta": 6.0})
+    assert [r["run"] for r in candidates(tmp_path, table, "mnist", "imae")] == ["beta6-seed0"]
