@@ -2,7 +2,7 @@
 run directories of results/protocol/: the recipes on MNIST (test numbers, 3 seeds), the variants behind
 the tuned recipe (validation numbers only: the choice is made there), InfoVAE's divergence (MMD
 against KL), the VAT weight over seeds, IMSAT's VAT in IMAE (variants, then seeds, the reconstruction
-weight, Fashion-MNIST) and IMSAT itself.
+weight, Fashion-MNIST), IMSAT itself, and restarts against single runs.
 
     python bench/protocol_tables.py [--root results/protocol]
 
@@ -137,6 +137,34 @@ def imsat_table(rows: list[dict]) -> None:
     print()
 
 
+def restarts_table(rows: list[dict], root: Path) -> None:
+    """Each --restarts 2 run beside the single run of its seed (w_rec 0.3 in imsat-vat-reconstruction, the
+    recipe the restarts study pins): the candidates' training I(x;y) that chose, then the accuracies."""
+    singles = {(r["dataset"], r["seed"]): r for r in finished(root / "imsat-vat-reconstruction")
+               if r["reconstruction_weight"] == 0.3}
+    print("| data set | seed | training I(x;y) of the candidates | continued | validation accuracy | test accuracy "
+          "| single run: validation | single run: test |")
+    print("|---|---|---|---|---|---|---|---|")
+    for dataset in sorted({r["dataset"] for r in rows}, reverse=True):  # mnist, then fashion-mnist
+        group = sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["seed"])
+        for r in group:
+            record = json.loads((root / "restarts" / r["run"] / "restarts.json").read_text())
+            scores = " / ".join(f"{c['train_mutual_info_xy']:.4f}" for c in record["restart_candidates"])
+            chosen = record["restart_candidates"][record["restart_chosen"]]["seed"]
+            single = singles.get((dataset, r["seed"]))
+            single_columns = (f"{single['validation_accuracy']:.4f} | {single['accuracy']:.4f}" if single
+                              else "– | –")
+            print(f"| {dataset} | {r['seed']} | {scores} | seed {chosen} | {r['validation_accuracy']:.4f} | "
+                  f"{r['accuracy']:.4f} | {single_columns} |")
+        paired = [(r, singles[(dataset, r["seed"])]) for r in group if (dataset, r["seed"]) in singles]
+        if len(paired) > 1:
+            print(f"| {dataset} | mean ± sd | | | {spread([r['validation_accuracy'] for r, _ in paired], 4)} | "
+                  f"{spread([r['accuracy'] for r, _ in paired], 4)} | "
+                  f"{spread([s['validation_accuracy'] for _, s in paired], 4)} | "
+                  f"{spread([s['accuracy'] for _, s in paired], 4)} |")
+    print()
+
+
 def reconstruction_weight(r: dict) -> str:
     return f"{r['dataset']}, w_rec {r['reconstruction_weight']:g}"
 
@@ -151,7 +179,8 @@ def main() -> None:
                ("imsat-vat-reconstruction",
                 lambda rows: grouped_seeds_table(rows, reconstruction_weight, "data set, reconstruction weight")),
                ("imsat-vat-fashion", lambda rows: grouped_seeds_table(rows, vat_variant, "VAT")),
-               ("imsat", imsat_table), ("imsat-vat-weight", imsat_table))
+               ("imsat", imsat_table), ("imsat-vat-weight", imsat_table), ("imsat-recipe", imsat_table),
+               ("restarts", lambda rows: restarts_table(rows, root)))
     for name, table in studies:
         print(f"### {name}\n")
         table(finished(root / name))

@@ -1,0 +1,30 @@
+"""bench/protocol_tables.py's restarts table on hand-written runs: each restart run beside the single run of its
+seed, and the means over the seeds that have both."""
+import json
+
+from conftest import bench_script
+from test_figures import write_run
+
+SINGLE = {0: (0.62, 0.61), 1: (0.63, 0.64)}       # seed: (validation, test) of the single runs at w_rec 0.3
+RESTARTED = {0: (0.62, 0.61), 1: (0.70, 0.69), 2: (0.66, 0.65)}  # seed 2 has no single run
+
+
+def test_restarts_table_pairs_each_seed_with_its_single_run(tmp_path, capsys):
+    tables = bench_script("protocol_tables")
+    for seed, (validation, test) in SINGLE.items():
+        for weight in (0.3, 1.0):  # the w_rec 1 runs are not the restarts' single runs
+            write_run(tmp_path / "imsat-vat-reconstruction" / f"s{seed}-w{weight}",
+                      {"accuracy": test - (weight == 1.0) * 0.3, "validation_accuracy": validation},
+                      dataset="fashion-mnist", seed=seed, reconstruction_weight=weight)
+    for seed, (validation, test) in RESTARTED.items():
+        run = write_run(tmp_path / "restarts" / f"s{seed}", {"accuracy": test, "validation_accuracy": validation},
+                        dataset="fashion-mnist", seed=seed, reconstruction_weight=0.3, restarts=2)
+        (run / "restarts.json").write_text(json.dumps({"restart_chosen": seed % 2, "restart_candidates": [
+            {"seed": seed, "train_mutual_info_xy": 1.5}, {"seed": seed + 10_000, "train_mutual_info_xy": 1.25}]}))
+    tables.restarts_table(tables.finished(tmp_path / "restarts"), tmp_path)
+    out = capsys.readouterr().out
+    assert "| fashion-mnist | 1 | 1.5000 / 1.2500 | seed 10001 | 0.7000 | 0.6900 | 0.6300 | 0.6400 |" in out
+    assert "| fashion-mnist | 2 | 1.5000 / 1.2500 | seed 2 | 0.6600 | 0.6500 | – | – |" in out
+    # Means over seeds 0 and 1 only: restarts 0.66 (sd 0.0566) and 0.65; single runs 0.625 and 0.625.
+    assert ("| fashion-mnist | mean ± sd | | | 0.6600 ± 0.0566 | 0.6500 ± 0.0566 | 0.6250 ± 0.0071 | "
+            "0.6250 ± 0.0212 |") in out
