@@ -141,14 +141,21 @@ def run_one(task: Task) -> str | None:
             return record_failure(run_dir, exc, trace)
 
 
+def die_with_parent(parent: int | None = None) -> None:
+    """Linux: SIGKILL this process when the one that started it dies (`parent`; None: whichever it is).
+    A worker orphaned by a killed sweep or a lost Ray node would otherwise go on writing its run
+    directory while the next attempt resumes the same run; killed, the run resumes from its last checkpoint."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if (os.getppid() == 1) if parent is None else (os.getppid() != parent):  # it died before the call
+        os._exit(1)
+
+
 def run_on_ray_worker(task: Task) -> str | None:
-    """run_one in a Ray worker, which dies with its raylet (Linux): a worker orphaned by a lost node would
-    otherwise go on writing the run directory while Ray's retry of the task resumes the same run."""
-    if sys.platform == "linux":
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the parent is the raylet
-        if os.getppid() == 1:  # the raylet died before the call
-            os._exit(1)
+    """run_one in a Ray worker, which dies with its raylet."""
+    die_with_parent()
     return run_one(task)
 
 
@@ -177,8 +184,9 @@ def available_cores() -> int:
 
 
 def run_local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, str | None]]:
-    """(task, error or None) as runs end, from a pool of `workers` processes."""
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    """(task, error or None) as runs end, from a pool of `workers` processes that die with this one."""
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=die_with_parent,
+                               initargs=(os.getpid(),))
     try:
         futures = {pool.submit(run_one, task): task for task in tasks}
         for future in as_completed(futures):

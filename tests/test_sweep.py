@@ -7,8 +7,13 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -310,6 +315,45 @@ def test_a_failed_run_is_recorded_the_others_finish_and_rerunning_retries_only_i
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in untouched} == {p: before[p] for p in untouched}
     statuses = [json.loads(line)["status"] for line in (out / "results.jsonl").read_text().splitlines()]
     assert statuses == ["finished"] * 3
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the sweep on Linux")
+def test_a_killed_sweep_takes_its_worker_with_it(tmp_path):
+    """A sweep killed by SIGTERM (a scheduler, `kill`) must not leave its worker training: the next sweep
+    would resume the same run while the orphan still writes it."""
+    data = write_mnist_like(tmp_path / "data")
+    study = _study(tmp_path, f'[settings]\ndata_dir = "{data}"\n{TINY}[[grid]]\nepochs = 100000\n')
+    out, run_dir = tmp_path / "out", tmp_path / "out/mnist/imae/beta5-seed0"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    sweep = subprocess.Popen([sys.executable, "-m", "imae", "sweep", study, "--out", str(out), "--no-progress",
+                              "--workers", "1", "--threads", "1"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "history.jsonl").exists() and time.monotonic() < deadline:
+            assert sweep.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.05)
+        worker = json.loads((run_dir / "attempt.json").read_text())["pid"]
+        assert worker != sweep.pid and _alive(worker)
+        sweep.terminate()
+        sweep.wait(30)
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(worker), "the worker of the killed sweep is still training"
+    finally:
+        sweep.kill()
+        if worker is not None and _alive(worker):
+            os.kill(worker, signal.SIGKILL)
 
 
 def test_a_run_directory_from_another_study_is_refused(tmp_path, capsys):
