@@ -2,7 +2,8 @@
 run directories of results/protocol/: the recipes on MNIST (test numbers, 3 seeds), the variants behind
 the tuned recipe (validation numbers only: the choice is made there), InfoVAE's divergence (MMD
 against KL), the VAT weight over seeds, IMSAT's VAT in IMAE (variants, then seeds, the reconstruction
-weight, Fashion-MNIST), IMSAT itself, and restarts against single runs.
+weight, Fashion-MNIST), IMSAT itself, IMSAT's published recipe with one change at a time, and restarts
+against single runs.
 
     python bench/protocol_tables.py [--root results/protocol]
 
@@ -16,7 +17,12 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+from imae.config import TrainConfig
 from imae.results import results_table
+
+# The settings in which the two IMSAT recipes differ (results/protocol/imsat-ablation.toml).
+IMSAT_RECIPE_KEYS = ("vat_eps", "vat_eps_neighbours", "vat_xi", "beta", "vat_weight", "optimizer", "lr",
+                     "momentum", "lr_decay", "grad_clip", "batch_size")
 
 
 def finished(study_dir: Path) -> list[dict]:
@@ -137,6 +143,40 @@ def imsat_table(rows: list[dict]) -> None:
     print()
 
 
+def changes_from_published(r: dict) -> str:
+    """The settings in which an IMSAT run differs from IMSAT's published recipe (its model defaults)."""
+    published = TrainConfig(model="imsat").validate().to_dict()
+    values = {key: r.get(key, published[key]) for key in IMSAT_RECIPE_KEYS}  # older runs lack newer settings
+    changed = [f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+               for key, value in values.items() if value != published[key]]
+    return ", ".join(changed) or "none (the published recipe)"
+
+
+def first_epoch_at(run_dir: Path, target: float = 0.95) -> int | None:
+    """The first epoch whose monitored test accuracy reaches target (None: never)."""
+    for line in (run_dir / "history.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["test"]["accuracy"] >= target:
+            return row["epoch"]
+    return None
+
+
+def imsat_ablation_table(rows: list[dict], root: Path) -> None:
+    """IMSAT's published recipe (the imsat study, trained on the 60,000) and each run of the ablation, which
+    changes it one setting group at a time: test accuracy at epoch 20 and at the end, and when it reached 0.95."""
+    runs = [(root / "imsat" / r["run"], r) for r in finished(root / "imsat") if r["train_split"] == "train"]
+    runs += [(root / "imsat-ablation" / r["run"], r) for r in rows]
+    print("| change from the published recipe | seed | test accuracy at epoch 20 | test accuracy | "
+          "first epoch at 0.95 | test I(x;y) |")
+    print("|---|---|---|---|---|---|")
+    for run_dir, r in sorted(runs, key=lambda pair: (changes_from_published(pair[1]) != "none (the published recipe)",
+                                                      changes_from_published(pair[1]), pair[1]["seed"])):
+        first = first_epoch_at(run_dir)
+        print(f"| {changes_from_published(r)} | {r['seed']} | {at_epoch(run_dir, 20, split='test'):.4f} | "
+              f"{r['accuracy']:.4f} | {'never' if first is None else first} | {r['mutual_info_xy']:.3f} |")
+    print()
+
+
 def restarts_table(rows: list[dict], root: Path) -> None:
     """Each --restarts 2 run beside the single run of its seed (w_rec 0.3 in imsat-vat-reconstruction, the
     recipe the restarts study pins): the candidates' training I(x;y) that chose, then the accuracies."""
@@ -180,6 +220,7 @@ def main() -> None:
                 lambda rows: grouped_seeds_table(rows, reconstruction_weight, "data set, reconstruction weight")),
                ("imsat-vat-fashion", lambda rows: grouped_seeds_table(rows, vat_variant, "VAT")),
                ("imsat", imsat_table), ("imsat-vat-weight", imsat_table), ("imsat-recipe", imsat_table),
+               ("imsat-ablation", lambda rows: imsat_ablation_table(rows, root)),
                ("restarts", lambda rows: restarts_table(rows, root)))
     for name, table in studies:
         print(f"### {name}\n")

@@ -28,3 +28,29 @@ def test_restarts_table_pairs_each_seed_with_its_single_run(tmp_path, capsys):
     # Means over seeds 0 and 1 only: restarts 0.66 (sd 0.0566) and 0.65; single runs 0.625 and 0.625.
     assert ("| fashion-mnist | mean ± sd | | | 0.6600 ± 0.0566 | 0.6500 ± 0.0566 | 0.6250 ± 0.0071 | "
             "0.6250 ± 0.0212 |") in out
+
+
+def _history(run_dir, test_accuracies):
+    rows = [{"epoch": epoch, "test": {"accuracy": accuracy}} for epoch, accuracy in enumerate(test_accuracies, 1)]
+    (run_dir / "history.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_imsat_ablation_table_names_each_change_from_the_published_recipe(tmp_path, capsys):
+    tables = bench_script("protocol_tables")
+    published = write_run(tmp_path / "imsat" / "published", {"accuracy": 0.84, "mutual_info_xy": 2.2}, model="imsat")
+    _history(published, [0.8] * 25)
+    on_all = write_run(tmp_path / "imsat" / "all", {"accuracy": 0.99, "mutual_info_xy": 2.3}, model="imsat",
+                       train_split="all")  # trained on the test images too: not the published baseline here
+    _history(on_all, [0.99] * 25)
+    radius = write_run(tmp_path / "imsat-ablation" / "radius", {"accuracy": 0.98, "mutual_info_xy": 2.27},
+                       model="imsat", vat_eps=1.0, vat_eps_neighbours=0, seed=1)
+    _history(radius, [0.8] * 19 + [0.9, 0.96, 0.98])
+    optimiser = write_run(tmp_path / "imsat-ablation" / "sgd", {"accuracy": 0.85, "mutual_info_xy": 2.1},
+                          model="imsat", optimizer="sgd", lr=0.01, lr_decay=0.98, grad_clip=5.0)
+    _history(optimiser, [0.85] * 20)
+    tables.imsat_ablation_table(tables.finished(tmp_path / "imsat-ablation"), tmp_path)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert lines[1:] == [
+        "| none (the published recipe) | 0 | 0.8000 | 0.8400 | never | 2.200 |",
+        "| optimizer sgd, lr 0.01, lr_decay 0.98, grad_clip 5 | 0 | 0.8500 | 0.8500 | never | 2.100 |",
+        "| vat_eps 1, vat_eps_neighbours 0 | 1 | 0.9000 | 0.9800 | 21 | 2.270 |"]
