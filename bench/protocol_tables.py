@@ -2,8 +2,8 @@
 run directories of results/protocol/: the recipes on MNIST (test numbers, 3 seeds), the variants behind
 the tuned recipe (validation numbers only: the choice is made there), InfoVAE's divergence (MMD
 against KL), the VAT weight over seeds, IMSAT's VAT in IMAE (variants, then seeds, the reconstruction
-weight, Fashion-MNIST), IMSAT itself, IMSAT's published recipe with one change at a time, and restarts
-against single runs.
+weight, Fashion-MNIST), IMSAT itself, IMSAT's published recipe with one change at a time, and restarts and the
+augmentation consistency against single runs.
 
     python bench/protocol_tables.py [--root results/protocol]
 
@@ -177,11 +177,42 @@ def imsat_ablation_table(rows: list[dict], root: Path) -> None:
     print()
 
 
+def single_runs(root: Path) -> dict[tuple[str, int], dict]:
+    """The runs of the tuned recipe as the restarts and augment studies pin it (w_rec 0.3 in
+    imsat-vat-reconstruction), by (data set, seed): what each of their runs is compared with."""
+    return {(r["dataset"], r["seed"]): r for r in finished(root / "imsat-vat-reconstruction")
+            if r["reconstruction_weight"] == 0.3}
+
+
+def paired_means(first_cells: str, paired: list[tuple[dict, dict]]) -> None:
+    """The mean ± sd row over the seeds that have both a run and its single run, after first_cells."""
+    if len(paired) > 1:
+        print(f"{first_cells} {spread([r['validation_accuracy'] for r, _ in paired], 4)} | "
+              f"{spread([r['accuracy'] for r, _ in paired], 4)} | "
+              f"{spread([s['validation_accuracy'] for _, s in paired], 4)} | "
+              f"{spread([s['accuracy'] for _, s in paired], 4)} |")
+
+
+def augment_table(rows: list[dict], root: Path) -> None:
+    """Each run with the augmentation consistency beside the single run of its seed without it."""
+    singles = single_runs(root)
+    print("| data set | seed | validation accuracy | test accuracy | without: validation | without: test |")
+    print("|---|---|---|---|---|---|")
+    for dataset in sorted({r["dataset"] for r in rows}, reverse=True):  # mnist, then fashion-mnist
+        group = sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["seed"])
+        for r in group:
+            single = singles.get((dataset, r["seed"]))
+            without = f"{single['validation_accuracy']:.4f} | {single['accuracy']:.4f}" if single else "– | –"
+            print(f"| {dataset} | {r['seed']} | {r['validation_accuracy']:.4f} | {r['accuracy']:.4f} | {without} |")
+        paired_means(f"| {dataset} | mean ± sd |",
+                     [(r, singles[(dataset, r["seed"])]) for r in group if (dataset, r["seed"]) in singles])
+    print()
+
+
 def restarts_table(rows: list[dict], root: Path) -> None:
-    """Each --restarts 2 run beside the single run of its seed (w_rec 0.3 in imsat-vat-reconstruction, the
-    recipe the restarts study pins): the candidates' training I(x;y) that chose, then the accuracies."""
-    singles = {(r["dataset"], r["seed"]): r for r in finished(root / "imsat-vat-reconstruction")
-               if r["reconstruction_weight"] == 0.3}
+    """Each --restarts 2 run beside the single run of its seed: the candidates' training I(x;y) that chose,
+    then the accuracies."""
+    singles = single_runs(root)
     print("| data set | seed | training I(x;y) of the candidates | continued | validation accuracy | test accuracy "
           "| single run: validation | single run: test |")
     print("|---|---|---|---|---|---|---|---|")
@@ -196,12 +227,8 @@ def restarts_table(rows: list[dict], root: Path) -> None:
                               else "– | –")
             print(f"| {dataset} | {r['seed']} | {scores} | seed {chosen} | {r['validation_accuracy']:.4f} | "
                   f"{r['accuracy']:.4f} | {single_columns} |")
-        paired = [(r, singles[(dataset, r["seed"])]) for r in group if (dataset, r["seed"]) in singles]
-        if len(paired) > 1:
-            print(f"| {dataset} | mean ± sd | | | {spread([r['validation_accuracy'] for r, _ in paired], 4)} | "
-                  f"{spread([r['accuracy'] for r, _ in paired], 4)} | "
-                  f"{spread([s['validation_accuracy'] for _, s in paired], 4)} | "
-                  f"{spread([s['accuracy'] for _, s in paired], 4)} |")
+        paired_means(f"| {dataset} | mean ± sd | | |",
+                     [(r, singles[(dataset, r["seed"])]) for r in group if (dataset, r["seed"]) in singles])
     print()
 
 
@@ -221,7 +248,7 @@ def main() -> None:
                ("imsat-vat-fashion", lambda rows: grouped_seeds_table(rows, vat_variant, "VAT")),
                ("imsat", imsat_table), ("imsat-vat-weight", imsat_table), ("imsat-recipe", imsat_table),
                ("imsat-ablation", lambda rows: imsat_ablation_table(rows, root)),
-               ("restarts", lambda rows: restarts_table(rows, root)))
+               ("restarts", lambda rows: restarts_table(rows, root)), ("augment", lambda rows: augment_table(rows, root)))
     for name, table in studies:
         print(f"### {name}\n")
         table(finished(root / name))
