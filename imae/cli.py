@@ -75,10 +75,10 @@ def _train_parser(sub) -> None:
                         "Appendix G's MNIST decoder); conv: JointVAE's 4x4 stride-2 convolutions, for 32x32 and "
                         "64x64 images")
     m.add_argument("--hidden-init-scale", type=float, metavar="S",
-                   help="initial weights of the encoder's hidden layers N(0, S^2 / fan_in), biases 0 (imsat: 0.1; "
-                        "default: PyTorch's initialisation)")
+                   help="initial weights of the encoder's hidden layers N(0, S^2 / fan_in), biases 0 (chainer's "
+                        "wscale is S^2; imsat: sqrt(0.1); default: PyTorch's initialisation)")
     m.add_argument("--output-init-scale", type=float, metavar="S",
-                   help="the same for the encoder's output layer; tiny S starts p(y|x) near uniform (imsat: 1e-4; "
+                   help="the same for the encoder's output layer; tiny S starts p(y|x) near uniform (imsat: 0.01; "
                         "default: PyTorch's)")
     m.add_argument("--beta", type=float, help="weight of L(y) and L(z), eq (10) (default 5; imsat: 0.1)")
     m.add_argument("--gamma", type=float, help="weight of the total correlation (default 2 * beta)")

@@ -54,12 +54,13 @@ RECIPE_DATASET_DEFAULTS = {("paper", "dsprites"): {"optimizer": "adam", "lr": 1e
 # recipe: VAT + 0.1 (H(y|x) - 4 H(y)) is -beta L(y) with beta 0.1, w_H 4, w_vat 10 (IMSATObjective); xi 10 on
 # their [-1, 1] inputs is 5 on ours in [0, 1] (a perturbation halves with the input range), the radius 0.25 x the
 # distance to the 10th neighbour is scale-free, and the first layer's batch norm makes the network itself blind
-# to the affine change of input range; 784-1200-1200-10 with batch norm; hidden weights N(0, 0.1^2 / fan_in) and
-# output weights N(0, 1e-4^2 / fan_in) (chainer's wscale); Adam 2e-3 without decay, batches of 250, 50 epochs.
+# to the affine change of input range; 784-1200-1200-10 with batch norm; weights N(0, wscale / fan_in) with their
+# wscale 0.1 (hidden) and 1e-4 (output): chainer 1.21's Linear scales its default N(0, 1 / fan_in) by sqrt(wscale),
+# so our init scales are sqrt(0.1) and 0.01; Adam 2e-3 without decay, batches of 250, 50 epochs.
 MODEL_DEFAULTS = {
     "imsat": {"continuous_dim": 0, "architecture": "mlp-imsat", "beta": 0.1, "marginal_entropy_weight": 4.0,
               "vat_weight": 10.0, "reconstruction_weight": 0.0, "vat_xi": 5.0, "vat_eps": 0.25,
-              "vat_eps_neighbours": 10, "hidden_init_scale": 0.1, "output_init_scale": 1e-4, "optimizer": "adam",
+              "vat_eps_neighbours": 10, "hidden_init_scale": 0.1 ** 0.5, "output_init_scale": 0.01, "optimizer": "adam",
               "lr": 2e-3, "lr_decay": 1.0, "batch_size": 250, "epochs": 50},
 }
 
@@ -78,7 +79,7 @@ class TrainConfig:
     categories: int | None = None
     architecture: str | None = None  # mlp | mlp-large | mlp-imsat | conv
     # Initial weights of the encoder's hidden layers and of its output layer: N(0, scale^2 / fan_in), biases 0
-    # (chainer's wscale; IMSAT: 0.1 and 1e-4, so p(y|x) starts near uniform). None: PyTorch's default.
+    # (chainer's wscale is scale^2; IMSAT: sqrt(0.1) and 0.01, so p(y|x) starts near uniform). None: PyTorch's default.
     hidden_init_scale: float | None = None
     output_init_scale: float | None = None
     # The recipe fills the settings below that it lists and that are None (RECIPES): "paper" or "tuned";

@@ -62,7 +62,8 @@ def conv_decoder(code_dim: int, channels: int, side: int) -> nn.Sequential:
 
 
 def scaled_normal_init(layer: nn.Module, scale: float) -> None:
-    """Chainer's `wscale` initialisation, as in IMSAT's code: weights N(0, scale^2 / fan_in), biases 0."""
+    """Chainer's `wscale` initialisation, as in IMSAT's code: weights N(0, scale^2 / fan_in), biases 0
+    (chainer 1.21's Linear draws N(0, wscale / fan_in): scale = sqrt(wscale))."""
     fan_in = layer.weight[0].numel()
     nn.init.normal_(layer.weight, std=scale / math.sqrt(fan_in))
     nn.init.zeros_(layer.bias)

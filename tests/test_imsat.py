@@ -107,7 +107,8 @@ def test_imsat_recipe_fills_what_is_unset_and_explicit_settings_win():
     assert (cfg.vat_xi, cfg.vat_eps, cfg.vat_eps_neighbours) == (5.0, 0.25, 10)
     assert (cfg.optimizer, cfg.lr, cfg.lr_decay, cfg.batch_size, cfg.epochs) == ("adam", 2e-3, 1.0, 250, 50)
     assert (cfg.architecture, cfg.continuous_dim, cfg.categories) == ("mlp-imsat", 0, 10)
-    assert (cfg.hidden_init_scale, cfg.output_init_scale) == (0.1, 1e-4)
+    # chainer 1.21's Linear(wscale=w) draws N(0, w / fan_in): IMSAT's wscale 0.1 and 1e-4
+    assert (cfg.hidden_init_scale ** 2, cfg.output_init_scale ** 2) == pytest.approx((0.1, 1e-4))
     # model layer > recipe layer (lr) and > generic (epochs); explicit > model layer
     mine = TrainConfig(model="imsat", recipe="paper", lr=1e-3, epochs=3, vat_eps_neighbours=0, beta=0.2).validate()
     assert (mine.lr, mine.epochs, mine.vat_eps_neighbours, mine.beta) == (1e-3, 3, 0, 0.2)
