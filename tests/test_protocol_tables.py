@@ -37,8 +37,11 @@ def _history(run_dir, test_accuracies):
 
 def test_imsat_ablation_table_names_each_change_from_the_published_recipe(tmp_path, capsys):
     tables = bench_script("protocol_tables")
-    published = write_run(tmp_path / "imsat" / "published", {"accuracy": 0.84, "mutual_info_xy": 2.2}, model="imsat")
+    published = write_run(tmp_path / "imsat" / "published", {"accuracy": 0.84, "mutual_info_xy": 2.2}, model="imsat",
+                          hidden_init_scale=0.1, output_init_scale=1e-4)
     _history(published, [0.8] * 25)
+    init = write_run(tmp_path / "imsat-init" / "published", {"accuracy": 0.9, "mutual_info_xy": 2.25}, model="imsat")
+    _history(init, [0.97] * 25)
     on_all = write_run(tmp_path / "imsat" / "all", {"accuracy": 0.99, "mutual_info_xy": 2.3}, model="imsat",
                        train_split="all")  # trained on the test images too: not the published baseline here
     _history(on_all, [0.99] * 25)
@@ -51,9 +54,10 @@ def test_imsat_ablation_table_names_each_change_from_the_published_recipe(tmp_pa
     tables.imsat_ablation_table(tables.finished(tmp_path / "imsat-ablation"), tmp_path)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
     assert lines[1:] == [
-        "| none (the published recipe) | 0 | 0.8000 | 0.8400 | never | 2.200 |",
-        "| optimizer sgd, lr 0.01, lr_decay 0.98, grad_clip 5 | 0 | 0.8500 | 0.8500 | never | 2.100 |",
-        "| vat_eps 1, vat_eps_neighbours 0 | 1 | 0.9000 | 0.9800 | 21 | 2.270 |"]
+        "| none (the published recipe) | 0.1 / 0.0001 | 0 | 0.8000 | 0.8400 | never | 2.200 |",
+        "| none (the published recipe) | 0.316 / 0.01 | 0 | 0.9700 | 0.9000 | 1 | 2.250 |",
+        "| optimizer sgd, lr 0.01, lr_decay 0.98, grad_clip 5 | 0.316 / 0.01 | 0 | 0.8500 | 0.8500 | never | 2.100 |",
+        "| vat_eps 1, vat_eps_neighbours 0 | 0.316 / 0.01 | 1 | 0.9000 | 0.9800 | 21 | 2.270 |"]
 
 
 def test_augment_table_pairs_each_seed_with_the_run_without_the_term(tmp_path, capsys):
