@@ -2,8 +2,8 @@
 run directories of results/protocol/: the recipes on MNIST (test numbers, 3 seeds), the variants behind
 the tuned recipe (validation numbers only: the choice is made there), InfoVAE's divergence (MMD
 against KL), the VAT weight over seeds, IMSAT's VAT in IMAE (variants, then seeds, the reconstruction
-weight, Fashion-MNIST), IMSAT itself, IMSAT's published recipe with one change at a time, and restarts and the
-augmentation consistency against single runs.
+weight, Fashion-MNIST), IMSAT itself, IMSAT's published recipe with one change at a time, and restarts, the
+augmentation consistency and xi 10 in IMAE against single runs.
 
     python bench/protocol_tables.py [--root results/protocol]
 
@@ -203,8 +203,9 @@ def paired_means(first_cells: str, paired: list[tuple[dict, dict]]) -> None:
               f"{spread([s['accuracy'] for _, s in paired], 4)} |")
 
 
-def augment_table(rows: list[dict], root: Path) -> None:
-    """Each run with the augmentation consistency beside the single run of its seed without it."""
+def screen_table(rows: list[dict], root: Path) -> None:
+    """Each run of a screen (one change to the tuned recipe: the augmentation consistency, xi 10) beside the
+    single run of its seed without the change."""
     singles = single_runs(root)
     print("| data set | seed | validation accuracy | test accuracy | without: validation | without: test |")
     print("|---|---|---|---|---|---|")
@@ -258,7 +259,8 @@ def main() -> None:
                ("imsat-vat-fashion", lambda rows: grouped_seeds_table(rows, vat_variant, "VAT")),
                ("imsat", imsat_table), ("imsat-vat-weight", imsat_table), ("imsat-recipe", imsat_table),
                ("imsat-ablation", lambda rows: imsat_ablation_table(rows, root)),
-               ("restarts", lambda rows: restarts_table(rows, root)), ("augment", lambda rows: augment_table(rows, root)))
+               ("restarts", lambda rows: restarts_table(rows, root)), ("augment", lambda rows: screen_table(rows, root)),
+               ("imae-xi", lambda rows: screen_table(rows, root)))
     for name, table in studies:
         print(f"### {name}\n")
         table(finished(root / name))

@@ -60,7 +60,7 @@ def test_imsat_ablation_table_names_each_change_from_the_published_recipe(tmp_pa
         "| vat_eps 1, vat_eps_neighbours 0 | 0.316 / 0.01 | 1 | 0.9000 | 0.9800 | 21 | 2.270 |"]
 
 
-def test_augment_table_pairs_each_seed_with_the_run_without_the_term(tmp_path, capsys):
+def test_screen_table_pairs_each_seed_with_the_run_without_the_change(tmp_path, capsys):
     tables = bench_script("protocol_tables")
     for seed, (validation, test) in SINGLE.items():
         write_run(tmp_path / "imsat-vat-reconstruction" / f"s{seed}", {"accuracy": test, "validation_accuracy": validation},
@@ -68,7 +68,7 @@ def test_augment_table_pairs_each_seed_with_the_run_without_the_term(tmp_path, c
     for seed, (validation, test) in RESTARTED.items():
         write_run(tmp_path / "augment" / f"s{seed}", {"accuracy": test, "validation_accuracy": validation},
                   dataset="mnist", seed=seed, reconstruction_weight=0.3, augment_consistency=10.0)
-    tables.augment_table(tables.finished(tmp_path / "augment"), tmp_path)
+    tables.screen_table(tables.finished(tmp_path / "augment"), tmp_path)
     out = capsys.readouterr().out
     assert "| mnist | 1 | 0.7000 | 0.6900 | 0.6300 | 0.6400 |" in out
     assert "| mnist | 2 | 0.6600 | 0.6500 | – | – |" in out
