@@ -73,3 +73,15 @@ def test_screen_table_pairs_each_seed_with_the_run_without_the_change(tmp_path, 
     assert "| mnist | 1 | 0.7000 | 0.6900 | 0.6300 | 0.6400 |" in out
     assert "| mnist | 2 | 0.6600 | 0.6500 | – | – |" in out
     assert "| mnist | mean ± sd | 0.6600 ± 0.0566 | 0.6500 ± 0.0566 | 0.6250 ± 0.0071 | 0.6250 ± 0.0212 |" in out
+
+
+def test_imsat_recipes_table_names_each_recipe(tmp_path, capsys):
+    tables = bench_script("protocol_tables")
+    write_run(tmp_path / "imsat-all" / "published", {"accuracy": 0.92, "mutual_info_xy": 2.25}, model="imsat",
+              train_split="all")
+    write_run(tmp_path / "imsat-all" / "recipe", {"accuracy": 0.99, "mutual_info_xy": 2.28}, model="imsat",
+              train_split="all", vat_eps=1.0, vat_eps_neighbours=0, hidden_init_scale=0.1, output_init_scale=1e-4)
+    tables.imsat_recipes_table(tables.finished(tmp_path / "imsat-all"))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert lines[1:] == ["| none (the published recipe) | 0.316 / 0.01 | 0 | all | 0.9200 | 2.250 |",
+                         "| vat_eps 1, vat_eps_neighbours 0 | 0.1 / 0.0001 | 0 | all | 0.9900 | 2.280 |"]
