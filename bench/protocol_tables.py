@@ -3,7 +3,7 @@ run directories of results/protocol/: the recipes on MNIST (test numbers, 3 seed
 the tuned recipe (validation numbers only: the choice is made there), InfoVAE's divergence (MMD
 against KL), the VAT weight over seeds, IMSAT's VAT in IMAE (variants, then seeds, the reconstruction
 weight, Fashion-MNIST), IMSAT itself, IMSAT's published recipe with one change at a time, and restarts, the
-augmentation consistency and xi 10 in IMAE against single runs.
+augmentation consistency, xi 10 and IMSAT's initialisation in IMAE against single runs.
 
     python bench/protocol_tables.py [--root results/protocol]
 
@@ -215,7 +215,8 @@ def paired_means(first_cells: str, paired: list[tuple[dict, dict]]) -> None:
 
 
 def screen_table(rows: list[dict], root: Path) -> None:
-    """Each run of a screen (one change to the tuned recipe: the augmentation consistency, xi 10) beside the
+    """Each run of a screen (one change to the tuned recipe: the augmentation consistency, xi 10, the
+    initialisation) beside the
     single run of its seed without the change."""
     singles = single_runs(root)
     print("| data set | seed | validation accuracy | test accuracy | without: validation | without: test |")
@@ -272,7 +273,7 @@ def main() -> None:
                ("imsat-vat-weight", imsat_table), ("imsat-recipe", imsat_table),
                ("imsat-ablation", lambda rows: imsat_ablation_table(rows, root)),
                ("restarts", lambda rows: restarts_table(rows, root)), ("augment", lambda rows: screen_table(rows, root)),
-               ("imae-xi", lambda rows: screen_table(rows, root)))
+               ("imae-xi", lambda rows: screen_table(rows, root)), ("imae-init", lambda rows: screen_table(rows, root)))
     for name, table in studies:
         print(f"### {name}\n")
         table(finished(root / name))
