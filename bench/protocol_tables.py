@@ -216,8 +216,7 @@ def paired_means(first_cells: str, paired: list[tuple[dict, dict]]) -> None:
 
 def screen_table(rows: list[dict], root: Path) -> None:
     """Each run of a screen (one change to the tuned recipe: the augmentation consistency, xi 10, the
-    initialisation) beside the
-    single run of its seed without the change."""
+    initialisation) beside the single run of its seed without the change."""
     singles = single_runs(root)
     print("| data set | seed | validation accuracy | test accuracy | without: validation | without: test |")
     print("|---|---|---|---|---|---|")
