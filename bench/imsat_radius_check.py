@@ -4,7 +4,7 @@ The authors' calculate_distance.py (weihua916/imsat) scales all 70,000 MNIST ima
 sets each image's distance to itself to 1000, sorts, and keeps index 10: the 11th nearest other image. Their
 committed mnist/10th_neighbor.txt starts with the five values below (the first five training 0s, in the
 label-sorted order of mldata's "MNIST original"). This script recomputes those five from the idx files, then
-compares, on images drawn at random, their radius (0.25 x that distance, halved into our [0, 1] units) with
+compares, on images drawn at random, their radius (0.25 x that distance, x 128 / 255 into our [0, 1] units) with
 ours (imae.vat.nearest_neighbour_radius: the k-th nearest other image among the training images the run uses).
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python bench/imsat_radius_check.py --data-dir ../shared/data/mnist
