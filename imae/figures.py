@@ -1,7 +1,8 @@
 """The paper's data figures, drawn from a study's results table (METHOD.md section 6):
 Fig. 3 (tracked quantities against beta), Fig. 5 and 7 (MIG on dSprites, without and with y),
 Fig. 6 (VAT ablation), Fig. 8 (JointVAE capacity targets); and `write_figures`, which also
-draws the model pictures of Fig. 2 and 4 (imae.pictures) and a confusion matrix per labelled run.
+draws the model pictures of Fig. 2 and 4 (imae.pictures), a confusion matrix per labelled run, and
+the learning curves that show whether the runs were trained long enough (not a figure of the paper).
 The paper's figures compare its four models; IMSAT runs (no decoder, no z) appear only in their
 confusion matrices.
 
@@ -16,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from . import pictures, runs
@@ -32,6 +34,9 @@ BETA_GAMMA = r"$\beta$ ($\gamma$ for IMAE)"
 RECONSTRUCTION = ("reconstruction_error", "-Reconstruction error", -1)
 TOTAL_CORRELATION = ("total_correlation", "Total correlation", 1)
 CONFUSION_PREFIX = "confusion "  # a run's confusion matrix job: this prefix, then the run's path below the study
+# The learning curves' quantity: what the study must have stopped improving when its runs stop.
+CURVE_METRIC = {"mnist": ("accuracy", "Accuracy"), "fashion-mnist": ("accuracy", "Accuracy"),
+                DSPRITES: ("mig", "Disentanglement score (MIG)")}
 TRACKED = (("accuracy", "Accuracy", 1), ("mutual_info_xy", "I(x;y)", 1), RECONSTRUCTION,
            ("marginal_entropy_y", "H(y)", 1), ("conditional_entropy_y", "H(y|x)", 1), TOTAL_CORRELATION)
 
@@ -255,13 +260,65 @@ def figure_jobs(study_dir: Path, table: list[dict]) -> dict:
     return {**jobs, **confusion_jobs(study_dir, table)}
 
 
+def learning_curve(history: list[dict], key: str) -> tuple[list[int], list[float], str | None]:
+    """(epochs, values, split): metric key per epoch of a run's history, on the validation split if it
+    was monitored, else on the test split (dSprites, or a run without validation); split None if neither."""
+    for split in ("validation", "test"):
+        points = [(row["epoch"], row[split][key]) for row in history if finite(row.get(split, {}).get(key))]
+        if points:
+            return [e for e, _ in points], [v for _, v in points], split
+    return [], [], None
+
+
+def curve_rows(study_dir: Path, table: list[dict], dataset: str) -> list[tuple[dict, tuple]]:
+    """(row, learning_curve) of each finished run of the data set whose curve has two epochs or more."""
+    key = CURVE_METRIC[dataset][0]
+    curves = [(row, learning_curve(runs.read_history(Path(study_dir) / row["run"]), key))
+              for row in finished(table, dataset=dataset)]
+    return [(row, curve) for row, curve in curves if len(curve[0]) >= 2]
+
+
+def learning_curves(curves: list[tuple[dict, tuple]], out_dir: Path, dataset: str) -> list[Path]:
+    """Every run's accuracy (dSprites: MIG, monitored with --monitor-mig) against the epoch, a panel per
+    model, a colour per beta (gamma for IMAE on dSprites), dashed without VAT: has each run stopped
+    rising by its last epoch? (METHOD.md leaves the number of epochs open; issue 16 asks to show it.)"""
+    key, label = CURVE_METRIC[dataset]
+    models = [m for m in MODEL_LABELS if any(row["model"] == m for row, _ in curves)]
+    x_of = beta_or_gamma if dataset == DSPRITES else (lambda r: r["beta"])
+    values = sorted({x_of(row) for row, _ in curves})
+    colour = dict(zip(values, colormaps["viridis"](np.linspace(0, 0.9, len(values)))))
+    fig = Figure(figsize=(3.6 * len(models), 3.4))
+    fig.subplots_adjust(bottom=0.18)  # room for the caption under the epoch axis
+    axes = np.atleast_1d(fig.subplots(1, len(models), sharey=True))
+    splits = set()
+    for ax, model in zip(axes, models):
+        for row, (epochs, curve, split) in sorted(((r, c) for r, c in curves if r["model"] == model),
+                                                  key=lambda rc: x_of(rc[0])):
+            ax.plot(epochs, curve, color=colour[x_of(row)], linewidth=1, alpha=0.8,
+                    linestyle="-" if row.get("vat", True) else "--", label=f"{x_of(row):g}")
+            splits.add(split)
+        ax.set_title(MODEL_LABELS[model])
+        ax.set_xlabel("epoch")
+    axes[0].set_ylabel(label)
+    handles = {h.get_label(): h for ax in axes for h in ax.get_lines()}
+    ordered = sorted(handles, key=float)
+    fig.legend([handles[n] for n in ordered], ordered, title=BETA_GAMMA if dataset == DSPRITES else BETA,
+               loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.suptitle(f"Learning curves ({dataset}): {key} on the {' and '.join(sorted(splits))} split per epoch",
+                 y=1.04)
+    caption(fig, "One line per finished run (every seed); dashed: trained without VAT."
+                 + (" IMAE: " + BETA + r" = $\gamma$ / 2." if dataset == DSPRITES else ""))
+    return save(fig, out_dir, f"curves_{dataset}")
+
+
 def recipe_of(row: dict) -> str:
     """A run's recipe; runs made before recipes existed trained with what is now "tuned"'s optimiser."""
     return row.get("recipe") or "tuned"
 
 
 def paper_figure_jobs(study_dir: Path, table: list[dict]) -> dict:
-    """Fig. 2-8 of the runs in table, by file name."""
+    """Fig. 2-8 of the runs in table, and the learning curves of each data set with a run of two epochs or
+    more, by file name."""
     jobs = {}
     for dataset in IMAGE_DATASETS:
         jobs[f"fig2_{dataset}"] = lambda out, log, d=dataset: pictures.figure_2(study_dir, table, out, d, log)
@@ -273,6 +330,10 @@ def paper_figure_jobs(study_dir: Path, table: list[dict]) -> dict:
     jobs["fig7_dsprites"] = lambda out, log: mig_figure(table, out, "mig_with_y", 7, log)
     for dataset in IMAGE_DATASETS:
         jobs[f"fig8_{dataset}"] = lambda out, log, d=dataset: figure_8(table, out, d, log)
+    for dataset in (*IMAGE_DATASETS, DSPRITES):
+        curves = curve_rows(study_dir, table, dataset)
+        if curves:
+            jobs[f"curves_{dataset}"] = lambda out, log, c=curves, d=dataset: learning_curves(c, out, d)
     return jobs
 
 

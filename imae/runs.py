@@ -94,6 +94,17 @@ def append_history(run_dir: Path, row: dict) -> None:
         f.write(json.dumps(row, sort_keys=True) + "\n")
 
 
+def read_history(run_dir: Path) -> list[dict]:
+    """history.jsonl's rows, one per finished epoch; [] where the run has none."""
+    path = Path(run_dir) / HISTORY
+    if not path.exists():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc})") from None
+
+
 def truncate_history(run_dir: Path, last_epoch: int) -> None:
     """Drop history rows written after the checkpoint a resumed run restarts from."""
     path = Path(run_dir) / HISTORY

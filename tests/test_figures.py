@@ -17,7 +17,7 @@ from imae.cli import main
 from imae.config import AUTOENCODERS, TrainConfig
 from imae.data import load_dataset
 from imae.metrics import encode
-from imae.figures import draw_confusion_matrix, paper_settings
+from imae.figures import curve_rows, draw_confusion_matrix, learning_curve, learning_curves, paper_settings
 from imae.pictures import (candidates, decode, draw_figure_2, figure_2, figure_4, prototypes, traversal,
                            traversed_dimensions)
 from imae.plots import mean_interval, save, seed_band
@@ -323,3 +323,55 @@ def test_fig_2_and_4_draw_from_runs_with_vat_only(tmp_path):
         table.append({"run": name, "status": "finished" if "unfinished" not in name else "running",
                       "dataset": "mnist", "model": "imae", "vat": vat, "seed": 0, "beta": 6.0})
     assert [r["run"] for r in candidates(tmp_path, table, "mnist", "imae")] == ["beta6-seed0"]
+
+
+def test_learning_curve_reads_validation_first_then_test():
+    history = [{"epoch": 1, "validation": {"accuracy": 0.5}, "test": {"accuracy": 0.4, "mig": 0.1}},
+               {"epoch": 2, "validation": {"accuracy": float("nan")}, "test": {"accuracy": 0.6, "mig": None}},
+               {"epoch": 3, "validation": {"accuracy": 0.7}, "test": {"accuracy": 0.8, "mig": 0.3}}]
+    assert learning_curve(history, "accuracy") == ([1, 3], [0.5, 0.7], "validation")
+    assert learning_curve(history, "mig") == ([1, 3], [0.1, 0.3], "test")
+    assert learning_curve(history, "reconstruction_error") == ([], [], None)
+
+
+def test_learning_curves_are_drawn_from_histories_of_two_epochs_or_more(tmp_path):
+    """MNIST runs with 3-epoch histories get curves_mnist; the dSprites run trained one epoch gets none."""
+    rng = np.random.default_rng(0)
+    for model in ("imae", "beta-vae"):
+        for vat in (True, False):
+            run = write_run(tmp_path / f"{model}-{vat}", fake_metrics(rng, False), model=model, vat=vat)
+            rows = [{"epoch": e, "validation": {"accuracy": 0.1 * e}, "test": {"accuracy": 0.1 * e}} for e in (1, 2, 3)]
+            (run / "history.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    run = write_run(tmp_path / "dsprites", fake_metrics(rng, True), dataset="dsprites", beta=1.0)
+    (run / "history.jsonl").write_text(json.dumps({"epoch": 1, "test": {"mig": 0.2}}) + "\n")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["figures", str(tmp_path)]) == 0
+    lines = printed.getvalue().splitlines()
+    assert any(line.startswith("curves_mnist: written") for line in lines)
+    assert_valid(tmp_path / "figures" / "curves_mnist.png")
+    assert not any(line.startswith("curves_dsprites") for line in lines)
+    assert not (tmp_path / "figures" / "curves_dsprites.png").exists()
+
+
+def test_learning_curves_plot_each_run_as_its_history_says(tmp_path):
+    rng = np.random.default_rng(0)
+    written = {}
+    for beta, vat in ((1.0, True), (3.0, False)):
+        run = write_run(tmp_path / f"b{beta:g}", fake_metrics(rng, False), model="imae", beta=beta, vat=vat)
+        written[run.name] = [float(v) for v in rng.random(4)]
+        (run / "history.jsonl").write_text("".join(json.dumps({"epoch": e + 1, "validation": {"accuracy": v}}) + "\n"
+                                                   for e, v in enumerate(written[run.name])))
+    curves = curve_rows(tmp_path, results_table(tmp_path), "mnist")
+    assert {row["run"]: curve for row, curve in curves} == {
+        name: ([1, 2, 3, 4], values, "validation") for name, values in written.items()}
+    for path in learning_curves(curves, tmp_path / "out", "mnist"):
+        assert_valid(path)
+
+
+def test_a_garbled_history_is_a_one_line_error_naming_the_file(tmp_path, capsys):
+    run = write_run(tmp_path / "run", fake_metrics(np.random.default_rng(0), False))
+    (run / "history.jsonl").write_text('{"epoch": 1}\n{"epoch": 2, "valid')
+    assert main(["figures", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("imae: error:") and str(run / "history.jsonl") in err and "\n" not in err
