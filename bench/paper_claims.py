@@ -1,7 +1,8 @@
 """The numbers that judge the paper's claims (EXPERIMENTS.md), printed as Markdown from a study's runs
 (results/paper-cpu): C1 accuracy across beta on MNIST and Fashion-MNIST (Fig. 3), C2 Prop. 1's informative
 z_k (Fig. 2a), C3 MIG, reconstruction and total correlation on dSprites (Fig. 5), C4 the VAT ablation
-(Fig. 6, Appendix D), and JointVAE's local optima (Fig. 8).
+(Fig. 6, Appendix D), and JointVAE's local optima and capacity targets (Fig. 8; in the progress table JointVAE
+is named with its targets (C_y, C_z)).
 
     python bench/paper_claims.py STUDY_DIR
 
@@ -25,7 +26,7 @@ import numpy as np
 from scipy import stats
 
 from imae.config import AUTOENCODERS
-from imae.figures import DSPRITES, IMAGE_DATASETS, beta_or_gamma, finished, paper_settings, recipe_of
+from imae.figures import DSPRITES, IMAGE_DATASETS, beta_or_gamma, capacities, finished, paper_settings, recipe_of
 from imae.plots import finite, mean_interval
 from imae.results import results_table
 from imae.study import load_study
@@ -346,6 +347,28 @@ def local_optima_tables(rows: list[dict]) -> None:
                "I(x;y) < ½ log K2"], lines)
 
 
+def capacity_tables(rows: list[dict]) -> None:
+    """Fig. 8 itself: JointVAE with VAT at each capacity target (C_y, C_z) and beta, per data set and recipe."""
+    for dataset in IMAGE_DATASETS:
+        runs = finished(rows, dataset=dataset, model="joint-vae", vat=True)
+        if not runs:
+            print(f"Fig. 8 ({dataset}): no finished JointVAE runs with VAT\n")
+        for recipe, group in by_recipe(runs).items():
+            targets = group_by(group, capacities)
+            if len(targets) < 2:
+                print(f"Fig. 8 ({dataset}, recipe {recipe}): JointVAE at one capacity target so far, {list(targets)}\n")
+                continue
+            lines = []
+            for (c_y, c_z), target_rows in targets.items():
+                for beta, runs in group_by(target_rows, lambda r: r["beta"]).items():
+                    down, measured = collapsed(runs)
+                    lines.append([f"({c_y:g}, {c_z:g})", f"{beta:g}", len(runs), cell(metric(runs, "accuracy")),
+                                  cell(metric(runs, "mutual_info_xy")), f"{down} of {measured}"])
+            table(f"Fig. 8 ({dataset}, recipe {recipe}): JointVAE with VAT at each capacity target (C_y, C_z), "
+                  f"test accuracy and I(x;y) (nats), mean [interval] over seeds; {len(group)} runs",
+                  ["(C_y, C_z)", "β", "seeds", "accuracy", "I(x;y)", "I(x;y) < ½ log K2"], lines)
+
+
 def progress_table(study_dir: Path) -> None:
     """Finished runs against the study file's, by data set, recipe, VAT and model (nothing without the file)."""
     study_file = study_dir / f"{study_dir.resolve().name}.toml"
@@ -355,7 +378,8 @@ def progress_table(study_dir: Path) -> None:
     for run in load_study(str(study_file)):
         c = run.config
         recipe = "IMSAT's own" if c.model == "imsat" else c.recipe
-        done = groups.setdefault((c.dataset, recipe, "with" if c.vat else "without", c.model), [0, 0])
+        model = f"{c.model} ({c.capacity_y:g}, {c.capacity_z:g})" if c.model == "joint-vae" else c.model
+        done = groups.setdefault((c.dataset, recipe, "with" if c.vat else "without", model), [0, 0])
         done[0] += (study_dir / run.name / "metrics.json").is_file()
         done[1] += 1
     total = [sum(done[i] for done in groups.values()) for i in (0, 1)]
@@ -368,7 +392,8 @@ SECTIONS = (("C1: IMAE keeps its accuracy across β", c1_tables),
             ("C2: informative z_k have dispersed means and small variances (Prop. 1)", c2_tables),
             ("C3: dSprites, MIG against reconstruction and total correlation", c3_tables),
             ("C4: VAT is needed to learn y", c4_tables),
-            ("JointVAE's local optima (Fig. 8)", local_optima_tables))
+            ("JointVAE's local optima (Fig. 8)", local_optima_tables),
+            ("Fig. 8: JointVAE's capacity targets", capacity_tables))
 
 
 def main() -> None:

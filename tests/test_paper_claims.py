@@ -232,18 +232,31 @@ def test_local_optima_spread_and_collapsed_y(claims, study, capsys):
     assert row_of(paper, "imae") == ["imae", "7", "2", f"{imae_spread:.3f}", "0 of 7 (0%)"]
 
 
+def test_capacity_targets_each_get_their_rows(claims, study, capsys):
+    out = run_section(claims, study, claims.capacity_tables, capsys)
+    fig8 = table_of(out, "Fig. 8 (mnist, recipe paper)")
+    # MNIST's published targets (5, 5) and the one run at (2, 2), which the other tables leave out.
+    assert row_of(fig8, "(5, 5)", "1") == ["(5, 5)", "1", "2", hand_cell([0.60, 0.90]), hand_cell([0.5, 2.0]), "1 of 2"]
+    assert row_of(fig8, "(5, 5)", "10") == ["(5, 5)", "10", "2", hand_cell([0.50, 0.55]), hand_cell([1.0, 2.2]),
+                                            "1 of 2"]
+    assert row_of(fig8, "(2, 2)", "1")[2:] == ["1", "0.000", "0.000", "1 of 1"]
+    assert len(fig8) == 3
+    assert "Fig. 8 (fashion-mnist): no finished JointVAE runs with VAT" in out
+
+
 def test_sections_without_runs_say_so(claims, tmp_path, capsys):
     write_run(tmp_path / "only-unfinished", model="imae", beta=1.0)
     rows = claims.finished_runs(tmp_path)
     assert rows == []
     for section in (claims.c1_tables, claims.c2_tables, claims.c3_tables, claims.c4_tables,
-                    claims.local_optima_tables):
+                    claims.local_optima_tables, claims.capacity_tables):
         section(rows)
     out = capsys.readouterr().out
     for line in ("1 run(s) not finished", "C1 (mnist): no finished runs with VAT",
                  "C1 (fashion-mnist): no finished runs with VAT", "C2: no finished runs with per-dimension metrics",
                  "C3: no finished dSprites runs with VAT", "C4 (mnist): no finished runs without VAT",
-                 "Local optima (fashion-mnist): no finished runs with VAT"):
+                 "Local optima (fashion-mnist): no finished runs with VAT",
+                 "Fig. 8 (mnist): no finished JointVAE runs with VAT"):
         assert line in out
     assert "|" not in out  # no empty tables
 
@@ -252,15 +265,18 @@ def test_progress_counts_the_study_files_runs_with_metrics(claims, tmp_path, cap
     root = tmp_path / "grow"
     root.mkdir()
     (root / "grow.toml").write_text('[settings]\nepochs = 1\n[[grid]]\nmodel = ["imae", "beta-vae"]\nbeta = [1, 3]\n'
-                                    '[[grid]]\nmodel = "imae"\nbeta = 1\nvat = false\n')
+                                    '[[grid]]\nmodel = "imae"\nbeta = 1\nvat = false\n'
+                                    '[[grid]]\nmodel = "joint-vae"\nbeta = 1\ncapacity_y = [5.0, 2.0]\n')
     write_run(root / "mnist/imae/beta1-seed0", {"accuracy": 0.5}, model="imae", beta=1.0)
     write_run(root / "mnist/imae/beta3-seed0", model="imae", beta=3.0)  # started, not finished
     write_run(root / "mnist/imae/beta1-seed0-novat", {"accuracy": 0.1}, model="imae", beta=1.0, vat=False)
     claims.progress_table(root)
     out = capsys.readouterr().out
-    assert f"2 of the 5 runs of {root / 'grow.toml'} have finished." in out
+    assert f"2 of the 7 runs of {root / 'grow.toml'} have finished." in out
     progress = {tuple(row[:4]): row[4:] for row in tables(out)[next(k for k in tables(out) if "have finished" in k)]}
     assert progress == {("mnist", "tuned", "with", "imae"): ["1", "2"], ("mnist", "tuned", "with", "beta-vae"): ["0", "2"],
-                        ("mnist", "tuned", "without", "imae"): ["1", "1"]}
+                        ("mnist", "tuned", "without", "imae"): ["1", "1"],
+                        ("mnist", "tuned", "with", "joint-vae (5, 5)"): ["0", "1"],
+                        ("mnist", "tuned", "with", "joint-vae (2, 5)"): ["0", "1"]}
     claims.progress_table(tmp_path)  # no study file of that name: nothing
     assert capsys.readouterr().out == ""
