@@ -263,7 +263,9 @@ def cmd_report(args) -> int:
 def _figures_parser(sub) -> None:
     f = sub.add_parser("figures", help="draw the paper's figures from a study directory",
                        description="Draw Fig. 2-8 of the paper (PNG and PDF) from the runs below STUDY_DIR; "
-                                   "a figure whose runs are missing says so on the figure and here.")
+                                   "a figure whose runs are missing says so on the figure and here. Fig. 2 and 4 "
+                                   "decode from a run's checkpoint once and keep the pictures in RUN_DIR/pictures.npz, "
+                                   "from which they are redrawn where the checkpoint is gone.")
     f.add_argument("study_dir", type=Path)
     f.add_argument("--out", type=Path, help="output directory (default STUDY_DIR/figures)")
     r = sub.add_parser("report", help="write a static HTML report of a study directory",

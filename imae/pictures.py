@@ -2,11 +2,15 @@
 class prototypes) and Fig. 4 (prototypes and an "angle" traversal for beta = 1, 5, 9, four models).
 
 Codes come from the test split at evaluation: z = mu(x), y = argmax pi(x) (METHOD.md section 1).
+What a run contributes is decoded once from its checkpoint and kept in RUN_DIR/pictures.npz (RunPictures):
+a few hundred kB, committed with the run's small files, so that a clone without the checkpoints (which are
+not committed) redraws the same figures.
 """
 
 from __future__ import annotations
 
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,7 @@ TRAVERSAL = np.linspace(-2.0, 2.0, 9)  # the paper traverses each z_k within [-2
 FIG2_BETAS = (5.0, 1.0)  # traversals at the first; prototypes at both, as Fig. 2 (e) and (f)
 FIG4_BETAS = (1.0, 5.0, 9.0)
 ANGLE_DIGIT = 6  # Fig. 4 traverses the "angle" factor on digit 6
+PICTURES_VERSION = 1  # bump whenever what RunPictures holds, or how it is decoded, changes
 
 
 @torch.no_grad()
@@ -114,22 +119,80 @@ class Trained:
         return int(torch.bincount(y, minlength=self.model.categories).argmax())
 
 
+def to_pixels(images: torch.Tensor) -> np.ndarray:
+    """Pixel probabilities as 8-bit grey levels, what a PNG shows anyway: 4x smaller than float32."""
+    return np.round(images.numpy() * 255).astype(np.uint8)
+
+
+class RunPictures:
+    """What Fig. 2 and 4 show of one run: the prototypes of every y, the traversals of the three z_k of
+    Fig. 2 (b)-(d) (traversed_dimensions; the first, the most informative, is also Fig. 4's "angle" row on
+    the learnt class of ANGLE_DIGIT), with the run's config and metrics. Made from a checkpoint once
+    (from_trained), then read from RUN_DIR/pictures.npz; drawn only from the 8-bit arrays, so that a figure
+    is the same whether its pictures were just decoded or read back."""
+
+    def __init__(self, run_dir: Path, arrays: dict):
+        self.run_dir = Path(run_dir)
+        self.cfg = runs.load_config(run_dir)
+        self.metrics = runs.read_json(self.run_dir / runs.METRICS)
+        self.prototypes = arrays["prototypes"]  # [K2, H, W] uint8
+        self.traversals = arrays["traversals"]  # [3, K2, len(TRAVERSAL), H, W] uint8
+        self.dimensions = [int(k) for k in arrays["dimensions"]]
+        self.informativeness = arrays["informativeness"]
+        self.info_name = str(arrays["info_name"])
+        self.angle_category = int(arrays["angle_category"])
+
+    @classmethod
+    def from_trained(cls, trained: Trained) -> RunPictures:
+        info, info_name = trained.informativeness()
+        dimensions = traversed_dimensions(info)
+        grids = [traversal(trained.model, trained.post, dim, TRAVERSAL, trained.shape) for dim in dimensions]
+        arrays = {"version": PICTURES_VERSION, "traversal_values": TRAVERSAL,
+                  "prototypes": to_pixels(prototypes(trained.model, trained.post, trained.shape)),
+                  "traversals": to_pixels(torch.stack(grids)), "dimensions": np.array(dimensions),
+                  "informativeness": np.asarray(info, dtype=float), "info_name": np.array(info_name),
+                  "angle_category": np.array(trained.class_of_digit(ANGLE_DIGIT))}
+        runs.atomic_write(trained.run_dir / runs.PICTURES, lambda f: np.savez_compressed(f, **arrays))
+        return cls(trained.run_dir, arrays)
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunPictures | None:
+        """The run's pictures.npz, or None if it has none or one made by another PICTURES_VERSION."""
+        path = Path(run_dir) / runs.PICTURES
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as saved:
+                arrays = {key: saved[key] for key in saved.files}
+            if int(arrays.get("version", -1)) != PICTURES_VERSION:
+                return None
+            return cls(run_dir, arrays)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise ImaeError(f"{path}: not a pictures file ({type(exc).__name__}: {exc}); delete it to decode "
+                            "again") from None
+
+    def grid(self, pixels: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(pixels.astype(np.float32) / 255)
+
+
 def candidates(study_dir: Path, table: list[dict], dataset: str, model: str) -> list[dict]:
-    """Finished runs with VAT and a checkpoint, by seed: the paper's Fig. 2 and 4 are drawn from models trained
-    with VAT (Section 4.2); a VAT ablation's runs are Fig. 6's."""
+    """Finished runs with VAT and a checkpoint or pictures.npz, by seed: the paper's Fig. 2 and 4 are drawn
+    from models trained with VAT (Section 4.2); a VAT ablation's runs are Fig. 6's."""
     rows = [r for r in table if r.get("status") == "finished" and r.get("dataset") == dataset
             and r.get("model") == model and r.get("vat", True)
-            and (Path(study_dir) / r["run"] / runs.CHECKPOINT).is_file()]
+            and any((Path(study_dir) / r["run"] / name).is_file() for name in (runs.CHECKPOINT, runs.PICTURES))]
     return sorted(rows, key=lambda r: (r.get("seed", 0), r["run"]))
 
 
-def load(study_dir: Path, row: dict | None, what: str, missing: list[str]) -> Trained | None:
-    """The trained run of row, or None with the reason added to missing."""
+def load(study_dir: Path, row: dict | None, what: str, missing: list[str]) -> RunPictures | None:
+    """The pictures of row's run (read from pictures.npz, else decoded from its checkpoint and saved there),
+    or None with the reason added to missing."""
     if row is None:
-        missing.append(f"{what}: no finished run with a checkpoint")
+        missing.append(f"{what}: no finished run with a checkpoint or pictures.npz")
         return None
+    run_dir = Path(study_dir) / row["run"]
     try:
-        return Trained(study_dir, row)
+        return RunPictures.read(run_dir) or RunPictures.from_trained(Trained(study_dir, row))
     except ImaeError as exc:
         missing.append(f"{what}: {exc}")
         return None
@@ -140,9 +203,9 @@ def closest(rows: list[dict], beta: float, exclude=()) -> dict | None:
     return min(rows, key=lambda r: abs(r["beta"] - beta), default=None)
 
 
-def plot_per_dimension(ax, trained: Trained, log: Log) -> None:
+def plot_per_dimension(ax, pictures: RunPictures, log: Log) -> None:
     """Fig. 2a: dimensions sorted by I(x;z_k), with E[sigma_k^2] and Var[mu_k] from metrics.json."""
-    per_dim = trained.metrics.get("per_dimension", {})
+    per_dim = pictures.metrics.get("per_dimension", {})
     needed = ("mutual_info_xz", "mean_posterior_variance", "variance_of_posterior_mean")
     absent = [k for k in needed if k not in per_dim]
     if absent:
@@ -184,27 +247,27 @@ def draw_figure_2(study_dir: Path, table: list[dict], dataset: str, log: Log = p
     axes = figure_2_layout(fig)
     missing: list[str] = []
     first_row = closest(rows, FIG2_BETAS[0])
-    trained = load(study_dir, first_row, f"imae on {dataset}", missing)
-    if trained is None:
+    pictures = load(study_dir, first_row, f"imae on {dataset}", missing)
+    if pictures is None:
         for ax in axes:
             ax.axis("off")
         note_missing(axes[0], missing, log)
     else:
-        plot_per_dimension(axes[0], trained, log)
-        axes[0].set_title(rf"(a) IMAE, $\beta$={trained.cfg.beta:g}", fontsize=9)
-        info, info_name = trained.informativeness()
-        for ax, letter, dim in zip(axes[1:4], "bcd", traversed_dimensions(info)):
-            grid = traversal(trained.model, trained.post, dim, TRAVERSAL, trained.shape)
+        plot_per_dimension(axes[0], pictures, log)
+        axes[0].set_title(rf"(a) IMAE, $\beta$={pictures.cfg.beta:g}", fontsize=9)
+        info, info_name = pictures.informativeness, pictures.info_name
+        for ax, letter, dim, pixels in zip(axes[1:4], "bcd", pictures.dimensions, pictures.traversals):
+            grid = pictures.grid(pixels)
             show(ax, grid, f"({letter}) {info_name.replace('z_k', f'z_{dim}')} = {info[dim]:.2f}",
                  [f"y={c}" for c in range(grid.shape[0])], [f"{v:g}" for v in TRAVERSAL])
-        second_row = closest(rows, FIG2_BETAS[1], exclude=(trained.cfg.beta,))
-        for ax, letter, run in zip(axes[4:], "ef", (trained, None)):
+        second_row = closest(rows, FIG2_BETAS[1], exclude=(pictures.cfg.beta,))
+        for ax, letter, run in zip(axes[4:], "ef", (pictures, None)):
             run = run or load(study_dir, second_row, "a second beta value of imae", missing)
             ax.axis("off")
             if run is None:
                 note_missing(ax, missing, log)
                 continue
-            grid = prototypes(run.model, run.post, run.shape)[None]
+            grid = run.grid(run.prototypes)[None]
             show(ax, grid, rf"({letter}) $\beta$={run.cfg.beta:g}, I(x;y) = {run.metrics['mutual_info_xy']:.2f}")
     fig.suptitle(f"Fig. 2: IMAE on {dataset}")
     caption(fig, "(b)-(d): the most, a middle and the least informative $z_k$ by I(x;$z_k$); rows are the learnt "
@@ -219,32 +282,33 @@ def figure_2(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, lo
 
 
 def figure_4(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:
-    """Fig. 4: for beta = 1, 5, 9 and the four models, the prototypes of every y (first row) and the
-    most informative z_k traversed on the learnt class of digit 6 (second row)."""
+    """Fig. 4: for beta = 1, 5, 9 (or, where a study has other betas, the closest ones, each column its own) and
+    the four models, the prototypes of every y (first row) and the most informative z_k traversed on the learnt
+    class of digit 6 (second row)."""
     fig = Figure(figsize=(4 * len(FIG4_BETAS), 1.6 * len(AUTOENCODERS)))
     axes = fig.subplots(len(AUTOENCODERS), len(FIG4_BETAS), squeeze=False)
     for r, model in enumerate(AUTOENCODERS):
-        rows = candidates(study_dir, table, dataset, model)
+        rows, shown = candidates(study_dir, table, dataset, model), []
         for c, beta in enumerate(FIG4_BETAS):
             ax = axes[r, c]
             ax.axis("off")
             missing: list[str] = []
-            row = next((x for x in rows if math.isclose(x["beta"], beta)), None)
-            trained = load(study_dir, row, rf"{MODEL_LABELS[model]} at $\beta$={beta:g}", missing)
-            if trained is None:
+            row = closest(rows, beta, exclude=shown)
+            pictures = load(study_dir, row, rf"{MODEL_LABELS[model]} near $\beta$={beta:g}", missing)
+            if pictures is None:
                 note_missing(ax, missing, log)
                 continue
-            info, _ = trained.informativeness()
-            angle = traversal(trained.model, trained.post, int(np.argmax(info)), TRAVERSAL, trained.shape,
-                              [trained.class_of_digit(ANGLE_DIGIT)])[0]
-            protos = prototypes(trained.model, trained.post, trained.shape)
+            shown.append(pictures.cfg.beta)
+            angle = pictures.grid(pictures.traversals[0][pictures.angle_category])
+            protos = pictures.grid(pictures.prototypes)
             width = max(len(protos), len(angle))
-            grid = torch.ones(2, width, *trained.shape)  # blank (white) where a row is shorter
+            grid = torch.ones(2, width, *protos.shape[1:])  # blank (white) where a row is shorter
             grid[0, :len(protos)], grid[1, :len(angle)] = protos, angle
-            show(ax, grid, rf"{MODEL_LABELS[model]}, $\beta$={beta:g}")
+            show(ax, grid, rf"{MODEL_LABELS[model]}, $\beta$={pictures.cfg.beta:g}")
     fig.suptitle(f"Fig. 4 ({dataset}): prototypes of each learnt y, and the most informative $z_k$ "
                  f"traversed on digit {ANGLE_DIGIT}")
     caption(fig, "First row of each panel: every y decoded from the mean z of its test images. Second row: "
                  r"the $z_k$ of largest I(x;$z_k$) from -2 to 2, started from an image of the learnt class of "
-                 f"digit {ANGLE_DIGIT} (the most used y if there is none).")
+                 f"digit {ANGLE_DIGIT} (the most used y if there is none). Columns: the runs' " + r"$\beta$ closest "
+                 f"to the paper's {', '.join(f'{b:g}' for b in FIG4_BETAS)}.")
     return save(fig, out_dir, f"fig4_{dataset}")

@@ -16,6 +16,7 @@ CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 HISTORY = "history.jsonl"
+PICTURES = "pictures.npz"  # what Fig. 2 and 4 decode from the run (imae.pictures.RunPictures)
 RESTARTS = "restarts.json"  # with --restarts: every candidate's score and the one continued
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,11 @@ from imae.config import AUTOENCODERS, TrainConfig
 from imae.data import load_dataset
 from imae.metrics import encode
 from imae.figures import curve_rows, draw_confusion_matrix, learning_curve, learning_curves, paper_settings
-from imae.pictures import (candidates, decode, draw_figure_2, figure_2, figure_4, prototypes, traversal,
-                           traversed_dimensions)
+from imae.pictures import (FIG4_BETAS, TRAVERSAL, RunPictures, candidates, closest, decode, draw_figure_2, figure_2,
+                           figure_4, prototypes, traversal, traversed_dimensions)
 from imae.plots import mean_interval, save, seed_band
 from imae.results import results_table
-from imae.runs import CHECKPOINT
+from imae.runs import CHECKPOINT, PICTURES
 from imae.training import load_trained
 
 K1 = 4
@@ -279,10 +280,68 @@ def test_model_pictures_from_trained_runs(trained_study, tmp_path):
     text = "\n".join(lines)
     # Fig. 2 draws both runs; its panel (a) says the per-dimension metrics are absent if they are.
     assert "fig2_mnist: missing: imae" not in text and "a second beta value" not in text
-    # Fig. 4 finds beta 1 and 5 for IMAE, not 9, nor the other models.
-    assert "fig4_mnist: missing: IMAE at beta=9" in text
-    assert "IMAE at beta=1" not in text and "IMAE at beta=5" not in text
-    assert "fig4_mnist: missing: InfoVAE at beta=1" in text
+    # Fig. 4 finds beta 1 and 5 for IMAE, nothing else for its third column (9), and none of the other models.
+    assert "fig4_mnist: missing: IMAE near beta=9: no finished run with a checkpoint or pictures.npz" in text
+    assert "IMAE near beta=1" not in text and "IMAE near beta=5" not in text
+    assert "fig4_mnist: missing: InfoVAE near beta=1" in text
+
+
+def test_pictures_are_kept_and_redraw_the_figures_without_checkpoints(trained_study, tmp_path):
+    """Decoding writes pictures.npz beside the checkpoint; with the checkpoints gone (a fresh clone) Fig. 2 and 4
+    are drawn from it, the same files as before; the kept arrays are the decoded images in 8 bits."""
+    study = tmp_path / "study"
+    shutil.copytree(trained_study, study, ignore=shutil.ignore_patterns(PICTURES))
+    table = results_table(study)
+    before = {f.__name__: [p.read_bytes() for p in f(study, table, tmp_path / "a", "mnist", print)]
+              for f in (figure_2, figure_4)}
+    pictures = RunPictures.read(study / "b5")
+    cfg, model, _ = load_trained(study / "b5")
+    post = encode(model, load_dataset("mnist", "test", cfg.data_dir).images, 64)
+    expected = prototypes(model, post, (28, 28)).numpy()
+    assert pictures.prototypes.dtype == np.uint8
+    assert np.abs(pictures.prototypes / 255 - expected).max() <= 0.5 / 255 + 1e-6
+    most, middle, least = pictures.dimensions
+    assert (most, middle, least) == traversed_dimensions(pictures.informativeness)
+    expected_traversal = traversal(model, post, least, TRAVERSAL, (28, 28)).numpy()
+    assert np.abs(pictures.traversals[2] / 255 - expected_traversal).max() <= 0.5 / 255 + 1e-6
+    for run in ("b1", "b5"):
+        (study / run / CHECKPOINT).unlink()
+    after = {f.__name__: [p.read_bytes() for p in f(study, table, tmp_path / "b", "mnist", print)]
+             for f in (figure_2, figure_4)}
+    assert after == before
+
+
+def test_a_garbled_pictures_file_is_named(trained_study, tmp_path):
+    study = tmp_path / "study"
+    shutil.copytree(trained_study, study)
+    figure_2(study, results_table(study), tmp_path, "mnist", print)  # decodes and writes pictures.npz
+    good = (study / "b5" / PICTURES).read_bytes()
+    for garbled in (b"not a zip", good[:len(good) // 2]):  # not a zip; a zip cut short
+        (study / "b5" / PICTURES).write_bytes(garbled)
+        lines = []
+        figure_2(study, results_table(study), tmp_path, "mnist", lines.append)
+        assert any(f"{study / 'b5' / PICTURES}: not a pictures file" in line for line in lines), lines
+
+
+def test_fig_4_takes_the_closest_beta_in_each_column(tmp_path):
+    """Betas 1, 3, 6, 10 (paper-cpu's): columns 1, 5, 9 show 1, 6 and 10, each beta once, lowest seed first."""
+    table = []
+    for beta in (1.0, 3.0, 6.0, 10.0):
+        for seed in (1, 0):
+            table.append({"run": f"beta{beta:g}-seed{seed}", "status": "finished", "dataset": "mnist",
+                          "model": "imae", "vat": True, "seed": seed, "beta": beta})
+    rows = candidates(tmp_path, table, "mnist", "imae")
+    assert rows == []  # neither a checkpoint nor pictures.npz yet
+    for row in table:
+        (tmp_path / row["run"]).mkdir()
+        (tmp_path / row["run"] / PICTURES).write_bytes(b"")
+    rows = candidates(tmp_path, table, "mnist", "imae")
+    shown = []
+    for beta in FIG4_BETAS:
+        row = closest(rows, beta, exclude=shown)
+        shown.append(row["beta"])
+        assert row["seed"] == 0
+    assert shown == [1.0, 6.0, 10.0]
 
 
 def test_fig_2_traverses_the_most_a_middle_and_the_least_informative_dimension():
