@@ -31,8 +31,9 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -183,14 +184,22 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, str | None]]:
-    """(task, error or None) as runs end, from a pool of `workers` processes that die with this one."""
+def run_local(tasks: list[Task], workers: int, function: Callable[[Task], str | None] = run_one
+              ) -> Iterator[tuple[Task, str | None]]:
+    """(task, error or None) as runs end, from a pool of `workers` processes that die with this one.
+    A run is handed to the pool only when a worker is free: the pool's own queue would start one more
+    run after an interrupt (Ctrl-C, or the caller closing this generator), which cancel_futures cannot stop."""
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=die_with_parent,
                                initargs=(os.getpid(),))
+    waiting = iter(tasks)
     try:
-        futures = {pool.submit(run_one, task): task for task in tasks}
-        for future in as_completed(futures):
-            yield futures[future], _outcome(futures[future], future.result)
+        running = {pool.submit(function, task): task for task in islice(waiting, workers)}
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = running.pop(future)
+                yield task, _outcome(task, future.result)
+                running.update({pool.submit(function, task): task for task in islice(waiting, 1)})
     finally:  # interrupted: start no further run
         pool.shutdown(wait=True, cancel_futures=True)
 

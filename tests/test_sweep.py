@@ -25,7 +25,7 @@ from imae.errors import CheckpointError, ConfigError
 from imae.precision import choose_precision
 from imae.results import results_table
 from imae.study import load_study
-from imae.sweep import Task, plan, run_one
+from imae.sweep import Task, plan, run_local, run_one
 
 TINY = "train_subset = 64\nbatch_size = 32\nepochs = 1\neval_batch_size = 128\ncontinuous_dim = 2\ncategories = 4\n"
 
@@ -459,3 +459,20 @@ def test_ray_backend_on_a_local_instance(tmp_path, capsys):
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert sorted((row["model"], row["status"]) for row in rows) == [("imae", "finished"), ("joint-vae", "finished")]
     assert all(0.0 <= row["accuracy"] <= 1.0 for row in rows)
+
+
+def start_slowly(task: Task) -> None:
+    """A stand-in run for run_local's workers (module level: spawned processes import it): leaves a mark."""
+    Path(task.run_dir).mkdir()
+    time.sleep(0.3)
+
+
+def test_an_interrupted_local_sweep_starts_no_further_run(tmp_path):
+    """Closing run_local after the first run ends (as Ctrl-C does) starts none of the others: the pool is fed
+    one run per free worker, never a queued extra that cancel_futures could not stop."""
+    tasks = [Task(f"r{i}", str(tmp_path / f"r{i}"), {}, "start") for i in range(4)]
+    outcomes = run_local(tasks, 1, start_slowly)
+    assert next(outcomes) == (tasks[0], None)
+    outcomes.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r0"]
+    assert [task.name for task, _ in run_local(tasks[1:], 2, start_slowly)] and len(list(tmp_path.iterdir())) == 4
