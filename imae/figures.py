@@ -318,17 +318,25 @@ def recipe_of(row: dict) -> str:
 
 def paper_figure_jobs(study_dir: Path, table: list[dict]) -> dict:
     """Fig. 2-8 of the runs in table, and the learning curves of each data set with a run of two epochs or
-    more, by file name."""
+    more, by file name. A data set's figures are drawn once an autoencoder has a run on it (finished or not;
+    what is missing is noted on the figure), Fig. 6 once one runs without VAT: a study that never trains a
+    data set, or never ablates VAT on it, gets no figure that would stay empty."""
+    autoencoders = [row for row in table if row.get("model") in AUTOENCODERS]
+    datasets = {row.get("dataset") for row in autoencoders}
+    images = [dataset for dataset in IMAGE_DATASETS if dataset in datasets]
+    ablated = {row.get("dataset") for row in autoencoders if row.get("vat") is False}
     jobs = {}
-    for dataset in IMAGE_DATASETS:
+    for dataset in images:
         jobs[f"fig2_{dataset}"] = lambda out, log, d=dataset: pictures.figure_2(study_dir, table, out, d, log)
         jobs[f"fig3_{dataset}"] = lambda out, log, d=dataset: figure_3(table, out, d, log)
         jobs[f"fig4_{dataset}"] = lambda out, log, d=dataset: pictures.figure_4(study_dir, table, out, d, log)
-    jobs["fig5_dsprites"] = lambda out, log: mig_figure(table, out, "mig", 5, log)
-    for dataset in IMAGE_DATASETS:
+    if DSPRITES in datasets:
+        jobs["fig5_dsprites"] = lambda out, log: mig_figure(table, out, "mig", 5, log)
+    for dataset in (d for d in images if d in ablated):
         jobs[f"fig6_{dataset}"] = lambda out, log, d=dataset: figure_6(table, out, d, log)
-    jobs["fig7_dsprites"] = lambda out, log: mig_figure(table, out, "mig_with_y", 7, log)
-    for dataset in IMAGE_DATASETS:
+    if DSPRITES in datasets:
+        jobs["fig7_dsprites"] = lambda out, log: mig_figure(table, out, "mig_with_y", 7, log)
+    for dataset in images:
         jobs[f"fig8_{dataset}"] = lambda out, log, d=dataset: figure_8(table, out, d, log)
     for dataset in (*IMAGE_DATASETS, DSPRITES):
         curves = curve_rows(study_dir, table, dataset)

@@ -63,8 +63,8 @@ CONFUSION_FIGURES = {"confusion mnist/imae-b5-s0-vat1", "confusion mnist/imsat"}
 
 def fake_study(root: Path) -> Path:
     """Every model of the paper at two betas and two seeds on MNIST and dSprites, MNIST without VAT, JointVAE
-    at two capacity targets; no Fashion-MNIST runs at all; one failed run; one unfinished run; an IMSAT run
-    (no reconstruction, no z); confusion matrices in two runs' metrics."""
+    at two capacity targets; on Fashion-MNIST one unfinished run (beta-VAE with VAT) and nothing else; one failed
+    run; one unfinished run; an IMSAT run (no reconstruction, no z); confusion matrices in two runs' metrics."""
     rng = np.random.default_rng(0)
     for dataset in ("mnist", "dsprites"):
         for model in AUTOENCODERS:
@@ -84,6 +84,7 @@ def fake_study(root: Path) -> Path:
     metrics.write_text(json.dumps({**json.loads(metrics.read_text()), **CONFUSION}))
     write_run(root / "mnist" / "failed", error="NumericalError: loss term 'loss' became nan", beta=9.0)
     write_run(root / "mnist" / "running", beta=9.0)
+    write_run(root / "fashion-mnist" / "running", dataset="fashion-mnist", model="beta-vae")
     return root
 
 
@@ -96,8 +97,8 @@ def assert_valid(path: Path) -> None:
         assert path.read_bytes().startswith(b"%PDF-")
 
 
-FIGURES = {f"fig{n}_{d}" for n in (2, 3, 4, 6, 8) for d in ("mnist", "fashion-mnist")} | {
-    "fig5_dsprites", "fig7_dsprites"}
+FIGURES = {f"fig{n}_{d}" for n in (2, 3, 4, 8) for d in ("mnist", "fashion-mnist")} | {
+    "fig6_mnist", "fig5_dsprites", "fig7_dsprites"}  # Fig. 6 only where a run went without VAT
 FILES = {name: name for name in FIGURES} | {name: "confusion/" + name.split(" ")[1].replace("/", "_")
                                             for name in CONFUSION_FIGURES}
 
@@ -126,7 +127,7 @@ def test_every_figure_is_written_as_png_and_pdf(fake_figures):
 def test_missing_runs_are_reported(fake_figures):
     _, lines = fake_figures
     text = "\n".join(lines)
-    # No Fashion-MNIST run: every model is missing in Fig. 3, and Fig. 2 has no IMAE run to draw.
+    # No finished Fashion-MNIST run: every model is missing in Fig. 3, and Fig. 2 has no IMAE run to draw.
     fig3 = next(line for line in lines if line.startswith("fig3_fashion-mnist: missing: Accuracy:"))
     for model in ("IMAE", "InfoVAE", "JointVAE"):
         assert f"{model} (no runs)" in fig3
@@ -179,6 +180,22 @@ def test_a_study_of_two_recipes_gets_each_figure_per_recipe(tmp_path):
     assert not (tmp_path / "figures" / "fig3_mnist.png").exists()
     assert any(line.startswith("paper/fig3_mnist: missing: Accuracy: beta-VAE (no runs)") for line in lines)
     assert "tuned/fig3_mnist: missing: Accuracy: InfoVAE (no runs), JointVAE (no runs)" in lines
+
+
+def test_a_study_draws_the_figures_of_its_own_data_sets_only(tmp_path):
+    """dSprites runs alone (IMSAT on MNIST beside them, which no figure of the paper shows): Fig. 5 and 7 and the
+    confusion matrix, no MNIST or Fashion-MNIST figure that could only ever say "missing"."""
+    rng = np.random.default_rng(0)
+    for model in ("imae", "beta-vae"):
+        write_run(tmp_path / "dsprites" / model, fake_metrics(rng, True), dataset="dsprites", model=model,
+                  beta=4.0)
+    write_run(tmp_path / "mnist" / "imsat", {**fake_metrics(rng, False), **CONFUSION}, model="imsat")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["figures", str(tmp_path)]) == 0
+    drawn = sorted(line.split(":")[0] for line in printed.getvalue().splitlines() if ": written " in line)
+    assert drawn == ["confusion mnist/imsat", "fig5_dsprites", "fig7_dsprites"]
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*.png")) == ["fig5_dsprites.png", "fig7_dsprites.png"]
 
 
 def test_not_a_directory_is_a_one_line_error(tmp_path, capsys):

@@ -52,7 +52,7 @@ def report(tmp_path_factory):
 def test_every_image_loads_and_the_table_holds_every_run(report):
     study, index = report
     seen = browse(index)
-    assert len(seen["images"]) == 12 + 2  # the figures, and two runs' confusion matrices
+    assert len(seen["images"]) == 11 + 2  # the figures, and two runs' confusion matrices
     assert all(image["width"] > 0 for image in seen["images"]), seen["images"]
     runs = sorted(str(path.relative_to(study)) for path in find_runs(study))
     assert sorted(row[0] for row in seen["rows"]) == runs
