@@ -163,7 +163,8 @@ def beta_table(rows: list[dict], key: str, title: str) -> None:
     cells = group_by(rows, lambda r: (r["model"], r["beta"]))
     lines = [[model] + [cell(metric(cells.get((model, beta), []), key)) for beta in betas]
              for model in models_of(rows)]
-    table(f"{title}, {BETA_RULE}; {len(rows)} runs, {counts(map(len, cells.values()))} seeds per cell",
+    seeds = counts(map(len, cells.values()))
+    table(f"{title}, {BETA_RULE}; {len(rows)} runs, {seeds} seed{'' if seeds == '1' else 's'} per cell",
           ["model"] + [f"β = {beta:g}" for beta in betas], lines)
 
 
@@ -220,7 +221,10 @@ def c2_tables(rows: list[dict]) -> None:
     if not runs:
         print("C2: no finished runs with per-dimension metrics\n")
         return
-    for dataset, group in group_by(runs, lambda r: r["dataset"]).items():
+    groups = group_by(runs, lambda r: r["dataset"])
+    rank = {d: i for i, d in enumerate((*IMAGE_DATASETS, DSPRITES))}  # the paper's order, then the user's data
+    for dataset in sorted(groups, key=lambda d: (rank.get(d, len(rank)), d)):
+        group = groups[dataset]
         lines = []
         for recipe, recipe_rows in by_recipe(group).items():
             for model in models_of(recipe_rows):
