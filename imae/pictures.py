@@ -31,6 +31,7 @@ TRAVERSAL = np.linspace(-2.0, 2.0, 9)  # the paper traverses each z_k within [-2
 FIG2_BETAS = (5.0, 1.0)  # traversals at the first; prototypes at both, as Fig. 2 (e) and (f)
 FIG4_BETAS = (1.0, 5.0, 9.0)
 ANGLE_DIGIT = 6  # Fig. 4 traverses the "angle" factor on digit 6
+LABEL_NAMES = {"mnist": "digit {}", "fashion-mnist": "label {} (shirt)"}  # Fashion-MNIST's label 6 is "shirt"
 PICTURES_VERSION = 1  # bump whenever what RunPictures holds, or how it is decoded, changes
 
 
@@ -284,7 +285,7 @@ def figure_2(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, lo
 def figure_4(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:
     """Fig. 4: for beta = 1, 5, 9 (or, where a study has other betas, the closest ones, each column its own) and
     the four models, the prototypes of every y (first row) and the most informative z_k traversed on the learnt
-    class of digit 6 (second row)."""
+    class of label 6, MNIST's digit 6 and Fashion-MNIST's shirt (second row)."""
     fig = Figure(figsize=(4 * len(FIG4_BETAS), 1.6 * len(AUTOENCODERS)))
     axes = fig.subplots(len(AUTOENCODERS), len(FIG4_BETAS), squeeze=False)
     for r, model in enumerate(AUTOENCODERS):
@@ -305,10 +306,11 @@ def figure_4(study_dir: Path, table: list[dict], out_dir: Path, dataset: str, lo
             grid = torch.ones(2, width, *protos.shape[1:])  # blank (white) where a row is shorter
             grid[0, :len(protos)], grid[1, :len(angle)] = protos, angle
             show(ax, grid, rf"{MODEL_LABELS[model]}, $\beta$={pictures.cfg.beta:g}")
+    label = LABEL_NAMES.get(dataset, "label {}").format(ANGLE_DIGIT)
     fig.suptitle(f"Fig. 4 ({dataset}): prototypes of each learnt y, and the most informative $z_k$ "
-                 f"traversed on digit {ANGLE_DIGIT}")
+                 f"traversed on {label}")
     caption(fig, "First row of each panel: every y decoded from the mean z of its test images. Second row: "
                  r"the $z_k$ of largest I(x;$z_k$) from -2 to 2, started from an image of the learnt class of "
-                 f"digit {ANGLE_DIGIT} (the most used y if there is none). Columns: the runs' " + r"$\beta$ closest "
-                 f"to the paper's {', '.join(f'{b:g}' for b in FIG4_BETAS)}.")
+                 f"{label} (the most used y if there is none). Columns: for each of the paper's "
+                 f"{', '.join(f'{b:g}' for b in FIG4_BETAS)}, the closest " + r"$\beta$ not in an earlier column.")
     return save(fig, out_dir, f"fig4_{dataset}")
