@@ -353,3 +353,16 @@ def split_total_correlation(mu: torch.Tensor, logvar: torch.Tensor, generator: t
     sampled = len(rows) < len(mu)
     stderr = terms.std().item() / len(terms) ** 0.5 if sampled and len(terms) > 1 else 0.0
     return terms.mean().item(), stderr
+
+
+def shuffled_dimensions(mu: torch.Tensor, logvar: torch.Tensor,
+                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The code with each dimension's (mu_k, logvar_k) pairs permuted across the images independently: the
+    same N posteriors per dimension, hence the same marginals q(z_k), and no dependence between dimensions.
+    split_total_correlation of it is what the estimator reads for a code whose dimensions are independent:
+    near 0 when each posterior is broad against the spacing of the means, but large for a near-deterministic
+    code (a mixture of N isolated spikes has log q(z_i) ~ log q(z_i | x_i) - log N, whatever the dependence),
+    where TC over N images cannot tell dependent dimensions from independent ones."""
+    columns = [torch.randperm(len(mu), generator=generator) for _ in range(mu.shape[1])]
+    index = torch.stack(columns, 1)
+    return mu.gather(0, index), logvar.gather(0, index)

@@ -113,8 +113,10 @@ def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000, 
         not_applicable["reconstruction_error"] = "the model has no decoder"
     if post.mu.shape[1] == 0:
         no_z = "the model has no continuous code z"
-        metrics.update(per_dimension=None, total_correlation=None, total_correlation_stderr=None)
-        not_applicable.update(per_dimension=no_z, total_correlation=no_z, total_correlation_stderr=no_z)
+        metrics.update(per_dimension=None, total_correlation=None, total_correlation_stderr=None,
+                       total_correlation_null=None)
+        not_applicable.update(per_dimension=no_z, total_correlation=no_z, total_correlation_stderr=no_z,
+                              total_correlation_null=no_z)
         if split.factors is not None:
             not_applicable["disentanglement"] = no_z
     else:
@@ -133,9 +135,14 @@ def evaluate(model: HybridAutoencoder, split: ImageSet, batch_size: int = 2000, 
 
 def code_statistics(post: Posterior, seed: int = 0) -> dict:
     """Per-dimension I(x;z_k), E[sigma_k^2], Var[mu_k] and the eq (5) bound (Figure 2a), and the total
-    correlation of z over the split, estimated with TOTAL_CORRELATION_SAMPLES z's (and its standard error)."""
+    correlation of z over the split, estimated with TOTAL_CORRELATION_SAMPLES z's (and its standard error),
+    beside the same estimate for the code with its dimensions shuffled apart (its null: what TC reads with
+    no dependence; a TC near its null is not resolved by N images, see dis.shuffled_dimensions)."""
     generator = torch.Generator().manual_seed(seed)
     samples = TOTAL_CORRELATION_SAMPLES if len(post.mu) > TOTAL_CORRELATION_SAMPLES else None
     total_correlation, stderr = dis.split_total_correlation(post.mu, post.logvar, generator, samples)
+    null, _ = dis.split_total_correlation(*dis.shuffled_dimensions(post.mu, post.logvar, generator), generator,
+                                          samples)
     return {"per_dimension": dis.per_dimension_information(post.mu, post.logvar),
-            "total_correlation": total_correlation, "total_correlation_stderr": stderr}
+            "total_correlation": total_correlation, "total_correlation_stderr": stderr,
+            "total_correlation_null": null}

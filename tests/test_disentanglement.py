@@ -395,6 +395,43 @@ def test_split_total_correlation_of_independent_and_correlated_gaussians():
         assert 0 < part_stderr < 0.05 and abs(part - got) < 4 * part_stderr + 0.01
 
 
+def test_shuffled_dimensions_keep_each_dimension_and_remove_dependence():
+    mu = torch.randn(3000, 3, generator=_gen(10))
+    mu[:, 1] = mu[:, 0]  # z_1 = z_0: the most dependent code
+    logvar = torch.randn(3000, 3, generator=_gen(11))
+    shuffled_mu, shuffled_logvar = dis.shuffled_dimensions(mu, logvar, _gen(12))
+    for k in range(3):  # each image's (mu_k, logvar_k) pair travels together: the same multiset per dimension
+        pairs = sorted(zip(mu[:, k].tolist(), logvar[:, k].tolist()))
+        assert sorted(zip(shuffled_mu[:, k].tolist(), shuffled_logvar[:, k].tolist())) == pairs
+    assert abs(torch.corrcoef(shuffled_mu.T)[0, 1].item()) < 0.06  # 3 sd of a correlation over 3000 pairs
+
+
+def test_total_correlation_null_resolves_broad_codes_but_not_near_deterministic_ones():
+    # Broad posteriors (s = 0.5 against means spread 1): the null is near 0 and a dependent code reads its TC,
+    # that of N(0, C + s^2 I): correlation 0.8 / 1.25, TC = -1/2 log(1 - 0.64^2) = 0.264 (as the test above).
+    n = 3000
+    cov = torch.tensor([[1.0, 0.8], [0.8, 1.0]])
+    mu = torch.randn(n, 2, generator=_gen(8)) @ torch.linalg.cholesky(cov).T
+    broad = torch.full_like(mu, 2 * math.log(0.5))
+    tc, _ = dis.split_total_correlation(mu, broad, _gen(9))
+    null, _ = dis.split_total_correlation(*dis.shuffled_dimensions(mu, broad, _gen(13)), _gen(9))
+    assert abs(null) < 0.03 and tc == pytest.approx(-0.5 * math.log(1 - 0.64 ** 2), abs=0.03)
+    # Spikes (sigma = 0.003, far below the 2-D spacing of the means, about 0.02, and above the 1-D one, 0.001):
+    # independent dimensions read about as much TC as the dependent ones, and both sit
+    # at the null, near the mixture-of-spikes value sum_k H(z_k) - [log N + H(z | x)] (brute force below).
+    spiky = torch.full_like(mu, 2 * math.log(0.003))
+    independent = torch.randn(n, 2, generator=_gen(14))
+    tc_dependent, _ = dis.split_total_correlation(mu, spiky, _gen(9))
+    tc_independent, _ = dis.split_total_correlation(independent, spiky, _gen(9))
+    null, _ = dis.split_total_correlation(*dis.shuffled_dimensions(independent, spiky, _gen(13)), _gen(9))
+    gaussian_entropy = 0.5 * (1 + math.log(2 * math.pi))
+    spikes = 2 * gaussian_entropy - (math.log(n) + 2 * (gaussian_entropy + math.log(0.003)))
+    for value in (tc_dependent, tc_independent, null):
+        assert value == pytest.approx(spikes, rel=0.1)
+    # The 0.51 nats the dependent code's dimensions share are invisible: it reads what the independent one reads.
+    assert abs(tc_dependent - tc_independent) < 0.1 and abs(tc_independent - null) < 0.1
+
+
 def test_per_dimension_information_of_a_gaussian_aggregate():
     # mu ~ N(0, 1), sigma fixed: the aggregate is N(0, 1 + sigma^2) and I(x; z_k) = 1/2 log(1 + 1/sigma^2),
     # where the Gaussian bound (eq 5) is tight. sd of the sample variance of 20000 mu: 0.01, i.e. < 0.005 nats.

@@ -25,7 +25,8 @@ def test_dsprites_run_writes_every_disentanglement_metric(small_grid, tmp_path):
     assert config["categories"] == 3 and config["dataset"] == "dsprites" and config["dci_estimator"] == "forest"
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("mig", "mig_with_y", "mig_histogram", "factor_vae_score", "dci_disentanglement",
-                "dci_completeness", "dci_informativeness", "sap", "sap_continuous", "total_correlation", "accuracy"):
+                "dci_completeness", "dci_informativeness", "sap", "sap_continuous", "total_correlation",
+                "total_correlation_null", "accuracy"):
         assert isinstance(metrics[key], float), key
     assert 0.0 <= metrics["mig"] <= 1.0 and 0.0 <= metrics["mig_with_y"] <= 1.0
     assert len(metrics["per_dimension"]["mutual_info_xz"]) == 10

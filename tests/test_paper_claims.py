@@ -70,7 +70,7 @@ def write_dsprites(root: Path) -> None:
             beta, gamma = (x / 2, x) if model == "imae" else (x, None)
             write_run(root / "dsprites" / f"{model}-{x:g}-s{seed}",
                       {"mig": mig, "mig_with_y": mig + 0.1, "total_correlation": tc,
-                       "reconstruction_error": 30.0 + seed, "accuracy": 0.5},
+                       "total_correlation_null": tc / 10 + seed, "reconstruction_error": 30.0 + seed, "accuracy": 0.5},
                       dataset="dsprites", model=model, beta=beta, gamma=gamma, seed=seed, recipe="paper",
                       categories=3)
 
@@ -197,7 +197,8 @@ def test_c3_means_and_pearson_against_corrcoef(claims, study, capsys):
     means = table_of(out, "C3 (dsprites, recipe paper): mean")
     # IMAE at gamma 10 (beta 5), beta-VAE at beta 10: both are the row "10".
     assert row_of(means, "imae", "10") == ["imae", "10", "2", hand_cell([0.45, 0.38]), hand_cell([0.55, 0.48]),
-                                           hand_cell([30.0, 31.0], 1), hand_cell([0.2, 0.3])]
+                                           hand_cell([30.0, 31.0], 1), hand_cell([0.2, 0.3]),
+                                           hand_cell([0.02, 1.03])]
     assert row_of(means, "beta-vae", "1")[3] == hand_cell([0.10, 0.12])
     correlation = table_of(out, "C3 (dsprites, recipe paper): Pearson")
     r = np.corrcoef(np.array([pair for (m, _), s in DSPRITES_VALUES.items() if m == "imae" for pair in s]).T)[0, 1]
