@@ -21,7 +21,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from . import pictures, runs
-from .config import AUTOENCODERS, JOINTVAE_CAPACITIES
+from .config import AUTOENCODERS, JOINTVAE_CAPACITIES, RECIPES
 from .errors import ImaeError
 from .plots import BAND, MODEL_COLOURS, MODEL_LABELS, Log, caption, finite, note_missing, save, seed_band
 from .results import results_table
@@ -50,19 +50,29 @@ def effective_gamma(row: dict) -> float:
 
 
 def paper_settings(rows: list[dict], log: Log) -> list[dict]:
-    """The runs a beta sweep compares: IMAE with gamma = 2 beta, JointVAE at its published capacity
-    targets for the data set if it has runs there, else at its most common ones (Fig. 8 shows the others)."""
+    """The runs a beta sweep compares: IMAE with gamma = 2 beta, InfoVAE with its recipe's divergence,
+    JointVAE at its published capacity targets for the data set if it has runs there, else at its most
+    common ones (Fig. 8 shows the others)."""
     imae_off_rule = [r for r in rows if r["model"] == "imae" and not math.isclose(effective_gamma(r), 2 * r["beta"])]
     if imae_off_rule:
         log(f"left out {len(imae_off_rule)} imae run(s) with gamma != 2 beta")
+    infovae_other = [r for r in rows if r["model"] == "info-vae" and not has_recipe_divergence(r)]
+    if infovae_other:
+        log(f"left out {len(infovae_other)} info-vae run(s) with another divergence than their recipe's")
+    rows = [r for r in rows if r not in imae_off_rule and r not in infovae_other]
     joint = [r for r in rows if r["model"] == "joint-vae"]
     counts = Counter(capacities(r) for r in joint)
     published = {JOINTVAE_CAPACITIES.get(r["dataset"], JOINTVAE_CAPACITIES["mnist"])[:2] for r in joint}
     kept_targets = max(counts, key=lambda targets: (targets in published, counts[targets]), default=None)
-    kept = [r for r in rows if r not in imae_off_rule and (r["model"] != "joint-vae" or capacities(r) == kept_targets)]
-    if len(kept) < len(rows) - len(imae_off_rule):
+    kept = [r for r in rows if r["model"] != "joint-vae" or capacities(r) == kept_targets]
+    if len(kept) < len(rows):
         log(f"joint-vae: kept capacity targets (C_y, C_z) = {kept_targets}; Fig. 8 compares the others")
     return kept
+
+
+def has_recipe_divergence(row: dict) -> bool:
+    """An InfoVAE run with its recipe's divergence on p(z) (paper: eq (5)'s KL; tuned: MMD)."""
+    return row.get("infovae_divergence") == RECIPES[recipe_of(row)]["infovae_divergence"]
 
 
 def capacities(row: dict) -> tuple:

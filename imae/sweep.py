@@ -51,6 +51,9 @@ RESULTS_JSONL = "results.jsonl"
 LOG = "train.log"
 # Where the data are found and how many threads ran a run do not make it another run.
 IGNORED_IN_COMPARISON = ("data_dir", "threads")
+# Settings that act in one model only: another model's run is the same run whatever they hold (the paper
+# recipe's InfoVAE divergence changed from mmd-rbf to kl in stop 28, with no effect on the other models' runs).
+ONE_MODEL_SETTINGS = {"infovae_divergence": "info-vae"}
 RAY_RETRIES = 3  # attempts after the first when a task's node or worker process dies
 
 
@@ -102,7 +105,8 @@ def _check_existing(run_dir: Path, config: dict) -> str:
     saved = upgraded(saved)
     # A setting absent from a run's config.json was added to imae after the run: it ran with its default.
     defaults = TrainConfig().to_dict()
-    ignored = IGNORED_IN_COMPARISON + (("precision",) if config.get("precision") == "auto" else ())
+    ignored = (IGNORED_IN_COMPARISON + (("precision",) if config.get("precision") == "auto" else ())
+               + tuple(name for name, model in ONE_MODEL_SETTINGS.items() if config.get("model") != model))
     keys = sorted(k for k in set(saved) | set(config) if k not in ignored
                   and saved.get(k, defaults.get(k, "absent")) != config.get(k, defaults.get(k, "absent")))
     if keys:

@@ -267,17 +267,38 @@ def test_progress_counts_the_study_files_runs_with_metrics(claims, tmp_path, cap
     root.mkdir()
     (root / "grow.toml").write_text('[settings]\nepochs = 1\n[[grid]]\nmodel = ["imae", "beta-vae"]\nbeta = [1, 3]\n'
                                     '[[grid]]\nmodel = "imae"\nbeta = 1\nvat = false\n'
-                                    '[[grid]]\nmodel = "joint-vae"\nbeta = 1\ncapacity_y = [5.0, 2.0]\n')
+                                    '[[grid]]\nmodel = "joint-vae"\nbeta = 1\ncapacity_y = [5.0, 2.0]\n'
+                                    '[[grid]]\nmodel = "info-vae"\nbeta = 1\nrecipe = "paper"\n')
     write_run(root / "mnist/imae/beta1-seed0", {"accuracy": 0.5}, model="imae", beta=1.0)
     write_run(root / "mnist/imae/beta3-seed0", model="imae", beta=3.0)  # started, not finished
     write_run(root / "mnist/imae/beta1-seed0-novat", {"accuracy": 0.1}, model="imae", beta=1.0, vat=False)
     claims.progress_table(root)
     out = capsys.readouterr().out
-    assert f"2 of the 7 runs of {root / 'grow.toml'} have finished." in out
+    assert f"2 of the 8 runs of {root / 'grow.toml'} have finished." in out
     progress = {tuple(row[:4]): row[4:] for row in tables(out)[next(k for k in tables(out) if "have finished" in k)]}
     assert progress == {("mnist", "tuned", "with", "imae"): ["1", "2"], ("mnist", "tuned", "with", "beta-vae"): ["0", "2"],
                         ("mnist", "tuned", "without", "imae"): ["1", "1"],
                         ("mnist", "tuned", "with", "joint-vae (5, 5)"): ["0", "1"],
-                        ("mnist", "tuned", "with", "joint-vae (2, 5)"): ["0", "1"]}
+                        ("mnist", "tuned", "with", "joint-vae (2, 5)"): ["0", "1"],
+                        ("mnist", "paper", "with", "info-vae (kl)"): ["0", "1"]}
     claims.progress_table(tmp_path)  # no study file of that name: nothing
     assert capsys.readouterr().out == ""
+
+
+def test_infovae_divergence_table_compares_kl_and_mmd_per_beta(claims, capsys):
+    def run(divergence, beta, seed, accuracy, spread):
+        return {"status": "finished", "dataset": "mnist", "model": "info-vae", "recipe": "paper", "vat": True,
+                "infovae_divergence": divergence, "beta": beta, "seed": seed, "accuracy": accuracy,
+                "mutual_info_xy": accuracy * 2, "reconstruction_error": 100.0 + seed,
+                "per_dimension.variance_of_posterior_mean.0": spread, "per_dimension.variance_of_posterior_mean.1": 0.0,
+                "per_dimension.mean_posterior_variance.0": 0.0, "per_dimension.mean_posterior_variance.1": 1.0}
+    rows = [run("kl", 1.0, 0, 0.6, 1.0), run("kl", 1.0, 1, 0.8, 3.0), run("mmd-rbf", 1.0, 0, 0.4, 99.0)]
+    claims.infovae_divergence_tables(rows)
+    out = capsys.readouterr().out
+    lines = table_of(out, "InfoVAE (mnist, recipe paper, with VAT)")
+    # Var[z_k] = Var[mu_k] + E[sigma_k^2] averaged over k: (1 + 1) / 2 = 1 and (3 + 1) / 2 = 2 for the KL runs.
+    assert row_of(lines, "kl", "1") == ["kl", "1", "2", hand_cell([0.6, 0.8]), hand_cell([1.2, 1.6]),
+                                        hand_cell([100.0, 101.0], 1), hand_cell([1.0, 2.0], 2)]
+    assert row_of(lines, "mmd-rbf", "1") == ["mmd-rbf", "1", "1", "0.400", "0.800", "100.0", "50.00"]
+    claims.infovae_divergence_tables([r for r in rows if r["infovae_divergence"] == "kl"])
+    assert capsys.readouterr().out == ""  # one divergence: nothing to compare

@@ -22,6 +22,8 @@ def test_paper_recipe_is_eq_10_with_appendix_g_optimisers():
     assert mnist.gamma_value == 2 * mnist.beta and mnist.vat_eps == 1.0
     dsprites = TrainConfig(recipe="paper", dataset="dsprites").validate()
     assert (dsprites.optimizer, dsprites.lr, dsprites.lr_decay) == ("adam", 1e-3, 1.0)
+    # Figure 1's InfoVAE penalises KL(p(z) || r(z)), term (5), which Appendix B estimates on the minibatch.
+    assert TrainConfig(recipe="paper", model="info-vae").validate().infovae_divergence == "kl"
 
 
 def test_tuned_recipe_is_the_default_and_explicit_settings_win():
@@ -34,6 +36,8 @@ def test_tuned_recipe_is_the_default_and_explicit_settings_win():
     assert tuned.optimizer == "adam"
     mixed = TrainConfig(recipe="paper", optimizer="adam", vat_weight=3.0).validate()
     assert (mixed.optimizer, mixed.vat_weight, mixed.reconstruction_weight) == ("adam", 3.0, 1.0)
+    assert tuned.infovae_divergence == "mmd-rbf"
+    assert TrainConfig(recipe="paper", infovae_divergence="mmd-rbf").validate().infovae_divergence == "mmd-rbf"
 
 
 def test_resolved_config_round_trips_unchanged():

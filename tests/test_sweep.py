@@ -385,6 +385,23 @@ def test_a_setting_added_after_a_run_was_made_counts_as_its_default(tmp_path):
         plan(study, tmp_path / "out")
 
 
+@pytest.mark.parametrize("model, belongs", [("imae", True), ("info-vae", False)])
+def test_infovae_divergence_decides_only_infovae_runs(tmp_path, model, belongs):
+    data = write_mnist_like(tmp_path / "data")
+    study = load_study(_study(tmp_path, f'[settings]\ndata_dir = "{data}"\nrecipe = "paper"\nmodel = "{model}"\n'
+                                        f'{TINY}[grid]\nseed = [0]\n'))
+    assert study[0].config.infovae_divergence == "kl"
+    run_dir = tmp_path / "out" / study[0].name  # made when the paper recipe's divergence was mmd-rbf
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({**study[0].config.to_dict(), "infovae_divergence": "mmd-rbf"}))
+    (run_dir / "metrics.json").write_text("{}")
+    if belongs:
+        assert plan(study, tmp_path / "out") == ([], [study[0].name])
+    else:
+        with pytest.raises(CheckpointError, match="infovae_divergence"):
+            plan(study, tmp_path / "out")
+
+
 def test_a_run_recorded_its_threads_and_resolved_precision_and_still_belongs_to_its_study(tmp_path):
     data = write_mnist_like(tmp_path / "data")
     study = load_study(_study(tmp_path, f'[settings]\ndata_dir = "{data}"\n{TINY}[grid]\nseed = [0]\n'))
