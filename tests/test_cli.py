@@ -55,6 +55,12 @@ def test_reproduce_trains_a_run_again_from_its_config_json(tiny_mnist, tmp_path,
     assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "again"), "--no-progress"]) == 0
     assert capsys.readouterr().out.rstrip().endswith(f"equals {tmp_path / 'run' / 'metrics.json'}")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    del metrics["total_correlation_null"]  # a run made before a metric existed still reproduces
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
+    assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "older"), "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "metrics added since the run was made, not compared: total_correlation_null" in out
+    assert out[-1].startswith("reproduced:")
     metrics["accuracy"] += 0.01  # a run that does not reproduce is named
     (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
     assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "third"), "--no-progress"]) == 1
