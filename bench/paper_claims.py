@@ -26,7 +26,8 @@ import numpy as np
 from scipy import stats
 
 from imae.config import AUTOENCODERS
-from imae.figures import DSPRITES, IMAGE_DATASETS, beta_or_gamma, capacities, finished, paper_settings, recipe_of
+from imae.figures import (DSPRITES, IMAGE_DATASETS, beta_or_gamma, capacities, finished, has_recipe_divergence,
+                          paper_settings, recipe_of)
 from imae.plots import finite, mean_interval
 from imae.results import results_table
 from imae.study import load_study
@@ -214,6 +215,12 @@ def prop1_correlations(row: dict) -> tuple[float, float] | None:
                  for other in (spread, noise))
 
 
+def variants(rows: list[dict]) -> dict[str, list[dict]]:
+    """One model's runs by variant: InfoVAE's with another divergence than their recipe's apart, named by it."""
+    return group_by(rows, lambda r: r["model"] if r["model"] != "info-vae" or has_recipe_divergence(r)
+                    else f"info-vae ({r.get('infovae_divergence')})")
+
+
 def c2_tables(rows: list[dict]) -> None:
     runs = autoencoders(rows)
     with_metrics = {id(r): prop1_correlations(r) for r in runs}
@@ -228,8 +235,9 @@ def c2_tables(rows: list[dict]) -> None:
         lines = []
         for recipe, recipe_rows in by_recipe(group).items():
             for model in models_of(recipe_rows):
-                spread, noise = zip(*(with_metrics[id(r)] for r in recipe_rows if r["model"] == model))
-                lines.append([recipe, model, len(spread), cell(spread), cell(noise)])
+                for label, model_rows in variants([r for r in recipe_rows if r["model"] == model]).items():
+                    spread, noise = zip(*(with_metrics[id(r)] for r in model_rows))
+                    lines.append([recipe, label, len(spread), cell(spread), cell(noise)])
         table(f"C2 ({dataset}): Spearman correlation across the K1 dimensions of a run, mean [interval] over "
               f"runs (every β, with and without VAT); Prop. 1 predicts the first > 0, the second < 0; "
               f"{len(group)} runs", ["recipe", "model", "runs", "ρ(I(x;z_k), Var[μ_k])", "ρ(I(x;z_k), E[σ_k²])"],

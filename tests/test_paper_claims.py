@@ -302,3 +302,16 @@ def test_infovae_divergence_table_compares_kl_and_mmd_per_beta(claims, capsys):
     assert row_of(lines, "mmd-rbf", "1") == ["mmd-rbf", "1", "1", "0.400", "0.800", "100.0", "50.00"]
     claims.infovae_divergence_tables([r for r in rows if r["infovae_divergence"] == "kl"])
     assert capsys.readouterr().out == ""  # one divergence: nothing to compare
+
+
+def test_c2_keeps_infovae_with_another_divergence_apart(claims, capsys):
+    def run(divergence, spread, noise):
+        row = {"status": "finished", "dataset": "mnist", "model": "info-vae", "recipe": "paper",
+               "infovae_divergence": divergence}
+        for name, values in per_dimension(spread, noise).items():
+            row.update({f"per_dimension.{name}.{k}": v for k, v in enumerate(values)})
+        return row
+    claims.c2_tables([run("kl", 1.0, -1.0), run("mmd-rbf", 0.8, -0.8)])
+    lines = table_of(capsys.readouterr().out, "C2 (mnist)")
+    assert row_of(lines, "paper", "info-vae") == ["paper", "info-vae", "1", "1.000", "-1.000"]
+    assert row_of(lines, "paper", "info-vae (mmd-rbf)") == ["paper", "info-vae (mmd-rbf)", "1", "0.800", "-0.800"]
