@@ -183,15 +183,17 @@ def _name_and_validate(points: list, source: str) -> list[StudyRun]:
     groups: dict[tuple, list[int]] = {}
     for i, values in enumerate(full):
         groups.setdefault((values["dataset"], values["model"]), []).append(i)
-    runs: dict[str, StudyRun] = {}
+    names = [""] * len(points)
     for members in groups.values():
         axes = set().union(*(points[i][2] for i in members)) - set(NAMED_AXES)
         extra = sorted(key for key in axes if len({repr(full[i][key]) for i in members}) > 1)
         for i in members:
-            name = _run_name(full[i], points[i][1], extra)
-            if name in runs and runs[name].config != configs[i]:
-                raise ConfigError(f"{source}: two different runs would share the directory {name}")
-            runs[name] = StudyRun(name, configs[i])
+            names[i] = _run_name(full[i], points[i][1], extra)
+    runs: dict[str, StudyRun] = {}
+    for i, name in enumerate(names):  # in the order the grids are written: a study grows in that order
+        if name in runs and runs[name].config != configs[i]:
+            raise ConfigError(f"{source}: two different runs would share the directory {name}")
+        runs.setdefault(name, StudyRun(name, configs[i]))
     return list(runs.values())
 
 

@@ -92,6 +92,13 @@ beta = [5]
                      "mnist/imae/beta5-seed0-epochs=4", "mnist/info-vae/beta1-seed0", "mnist/info-vae/beta5-seed0"]
 
 
+def test_runs_come_in_the_order_their_grids_are_written(tmp_path):
+    study = _study(tmp_path, '[[grid]]\nmodel = "beta-vae"\nbeta = 1\n[[grid]]\nmodel = "imae"\nbeta = 1\n'
+                             '[[grid]]\nmodel = "beta-vae"\nbeta = 3\n')
+    assert [run.name for run in load_study(study)] == ["mnist/beta-vae/beta1-seed0", "mnist/imae/beta1-seed0",
+                                                       "mnist/beta-vae/beta3-seed0"]
+
+
 def test_command_line_axes_and_settings_replace_the_files(tmp_path):
     path = _study(tmp_path, '[grid]\nmodel = ["imae", "beta-vae"]\ngamma = [2, 4]\nseed = [0, 1]\n')
     runs = load_study(path, axes={"seed": [7], "beta": [3.0], "model": ["info-vae"]}, settings={"epochs": 9})
