@@ -103,6 +103,22 @@ def test_mmd_brute_force(kind):
     assert got.item() == pytest.approx(within_a + within_b - 2 * across, rel=1e-9)
 
 
+def test_rbf_mmd_saturates_on_a_code_spread_wider_than_its_kernel():
+    """Why InfoVAE's RBF MMD can stop acting: once the codes spread far beyond the kernel's width (2 * dim),
+    every k(z, z') and k(z, p) vanishes and MMD^2 sits at E k(p, p') = (1 + 2 / dim)^(-dim / 2) for N(0, I),
+    with no gradient left; the IMQ kernel's heavy tail still pulls."""
+    dim, g = 10, torch.Generator().manual_seed(0)
+    prior = torch.randn(4000, dim, generator=g, dtype=torch.float64)
+    # each z_i's gradient carries a 1/n of the pair averages: 1e-7 is a pull, 1e-15 none
+    for kind, pulls in (("rbf", False), ("imq", True)):
+        z = (30.0 * torch.randn(256, dim, generator=g, dtype=torch.float64)).requires_grad_()
+        mmd = est.maximum_mean_discrepancy(z, prior, kind)
+        mmd.backward()
+        if kind == "rbf":
+            assert mmd.item() == pytest.approx((1 + 2 / dim) ** (-dim / 2), abs=0.005)
+        assert z.grad.abs().max().item() > 1e-7 if pulls else z.grad.abs().max().item() < 1e-15
+
+
 @pytest.mark.parametrize("model, extra", [("beta-vae", []), ("info-vae", []), ("info-vae", ["--infovae-divergence", "mmd-imq"]),
                                           ("joint-vae", ["--capacity-iterations", "10"]), ("imae", ["--no-vat"])])
 def test_each_model_trains_and_evaluates(tiny_mnist, tmp_path, model, extra):
