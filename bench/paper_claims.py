@@ -29,7 +29,7 @@ from imae.config import AUTOENCODERS
 from imae.figures import (DSPRITES, IMAGE_DATASETS, beta_or_gamma, capacities, finished, has_recipe_divergence,
                           paper_settings, recipe_of)
 from imae.plots import finite, mean_interval
-from imae.results import results_table
+from imae.results import aggregate_variance, per_dimension, results_table
 from imae.study import load_study
 
 BETA_RULE = "with VAT, IMAE at γ = 2β, JointVAE at its published capacity targets"
@@ -191,14 +191,6 @@ def accuracy_change_table(rows: list[dict], title: str) -> None:
 
 
 # C2: Prop. 1, informative z_k have dispersed means and small variances
-
-
-def per_dimension(row: dict, name: str) -> np.ndarray:
-    """A per-dimension metric of one run as an array over k (empty when the run has none)."""
-    values = []
-    while f"per_dimension.{name}.{len(values)}" in row:
-        values.append(row[f"per_dimension.{name}.{len(values)}"])
-    return np.asarray(values, dtype=float)
 
 
 def prop1_correlations(row: dict) -> tuple[float, float] | None:
@@ -384,13 +376,6 @@ def capacity_tables(rows: list[dict]) -> None:
 
 
 # InfoVAE: eq (5)'s KL, as the paper writes it, against MMD, the tuned recipe's
-
-
-def aggregate_variance(row: dict) -> float:
-    """Var[z_k] of the aggregate posterior, Var[mu_k] + E[sigma_k^2], averaged over k: 1 where p(z) matches
-    N(0, I) in its second moments; nan without per-dimension metrics."""
-    spread, noise = per_dimension(row, SPREAD), per_dimension(row, NOISE)
-    return float(np.mean(spread + noise)) if len(spread) and len(spread) == len(noise) else math.nan
 
 
 def infovae_divergence_tables(rows: list[dict]) -> None:

@@ -7,7 +7,10 @@ A sweep also writes attempt.json: where the run's latest attempt ran (host, Ray 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+import numpy as np
 
 from . import runs
 from .errors import ImaeError
@@ -73,3 +76,19 @@ def load_run(run_dir: Path, study_dir: Path | None = None) -> dict:
 def results_table(study_dir: Path) -> list[dict]:
     """One row per run directory below study_dir."""
     return [load_run(path, Path(study_dir)) for path in find_runs(study_dir)]
+
+
+def per_dimension(row: dict, name: str) -> np.ndarray:
+    """A per-dimension metric of one row as an array over k (empty when the run has none): load_run flattens
+    metrics.json's per_dimension.NAME list to "per_dimension.NAME.k"."""
+    values = []
+    while f"per_dimension.{name}.{len(values)}" in row:
+        values.append(row[f"per_dimension.{name}.{len(values)}"])
+    return np.asarray(values, dtype=float)
+
+
+def aggregate_variance(row: dict) -> float:
+    """Var[z_k] of the aggregate posterior, Var[mu_k] + E[sigma_k^2] (the law of total variance), averaged over
+    k: 1 where p(z) matches N(0, I) in its second moments; nan without per-dimension metrics."""
+    spread, noise = per_dimension(row, "variance_of_posterior_mean"), per_dimension(row, "mean_posterior_variance")
+    return float(np.mean(spread + noise)) if len(spread) and len(spread) == len(noise) else math.nan

@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from conftest import bench_script
+from imae.results import aggregate_variance
 from test_figures import write_run
 
 
@@ -315,3 +316,14 @@ def test_c2_keeps_infovae_with_another_divergence_apart(claims, capsys):
     lines = table_of(capsys.readouterr().out, "C2 (mnist)")
     assert row_of(lines, "paper", "info-vae") == ["paper", "info-vae", "1", "1.000", "-1.000"]
     assert row_of(lines, "paper", "info-vae (mmd-rbf)") == ["paper", "info-vae (mmd-rbf)", "1", "0.800", "-0.800"]
+
+
+def test_aggregate_variance_is_the_variance_of_sampled_codes():
+    """Var[z_k] by the law of total variance against the variance of codes drawn from each posterior."""
+    rng = np.random.default_rng(0)
+    means, variances = rng.normal(0.0, [1.0, 3.0], size=(200_000, 2)), np.array([0.5, 0.01])
+    codes = means + np.sqrt(variances) * rng.normal(size=means.shape)
+    row = {**{f"per_dimension.variance_of_posterior_mean.{k}": means[:, k].var() for k in range(2)},
+           **{f"per_dimension.mean_posterior_variance.{k}": variances[k] for k in range(2)}}
+    assert aggregate_variance(row) == pytest.approx(codes.var(axis=0).mean(), rel=0.01)
+    assert math.isnan(aggregate_variance({}))
