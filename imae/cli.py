@@ -89,9 +89,10 @@ def _train_parser(sub) -> None:
     m.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="Gumbel-softmax temperature")
     b = p.add_argument_group("baselines")
     b.add_argument("--infovae-divergence", choices=INFOVAE_DIVERGENCES,
-                   help="info-vae: divergence of p(z) from N(0, I): kl (the paper recipe's: eq (5)'s KL by the "
+                   help="info-vae: divergence of p(z) from N(0, I): kl (both recipes': eq (5)'s KL by the "
                         "minibatch estimator, which in 10 dimensions is dominated by each sample's own term), "
-                        "mmd-rbf (the tuned recipe's, InfoVAE's own) or mmd-imq")
+                        "mmd-rbf (InfoVAE's own; it stops acting once the codes spread beyond its kernel) or "
+                        "mmd-imq (WAE's kernel)")
     b.add_argument("--capacity-y", type=float, help="joint-vae: target of C_y in nats, capped at log K2 "
                    "(default 5 on MNIST, 10 on Fashion-MNIST)")
     b.add_argument("--capacity-z", type=float, help="joint-vae: target of C_z in nats (default 5)")

@@ -71,7 +71,7 @@ def paper_settings(rows: list[dict], log: Log) -> list[dict]:
 
 
 def has_recipe_divergence(row: dict) -> bool:
-    """An InfoVAE run with its recipe's divergence on p(z) (paper: eq (5)'s KL; tuned: MMD)."""
+    """An InfoVAE run with its recipe's divergence on p(z) (eq (5)'s KL in both; MMD runs are variants)."""
     return row.get("infovae_divergence") == RECIPES[recipe_of(row)]["infovae_divergence"]
 
 
