@@ -89,8 +89,8 @@ def plot_metric(ax, rows: list[dict], metric: tuple, x_of, curves: dict[str, lis
         if len(x) == 0:
             missing.append(f"{name} ({'no runs' if not curve_rows else key + ' not in metrics.json'})")
             continue
-        ax.plot(x, mean, marker="o", markersize=3, color=colours.get(name), label=name)
-        ax.fill_between(x, low, high, color=colours.get(name), alpha=0.2, linewidth=0)
+        line, = ax.plot(x, mean, marker="o", markersize=3, color=colours.get(name), label=name)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)  # a curve's own colour
     ax.set_ylabel(label)
     note_missing(ax, [f"{label}: {', '.join(missing)}"] if missing else [], log)
 
@@ -201,11 +201,12 @@ def figure_6(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -
 def figure_8(table: list[dict], out_dir: Path, dataset: str, log: Log = print) -> list[Path]:
     """Fig. 8: JointVAE with several capacity targets (C_y, C_z), against beta."""
     rows = finished(table, dataset=dataset, model="joint-vae", vat=True)
-    targets = sorted({(r.get("capacity_y"), r.get("capacity_z")) for r in rows}, key=str)
+    targets = sorted({(r.get("capacity_y"), r.get("capacity_z")) for r in rows},
+                     key=lambda target: [value if finite(value) else math.inf for value in target])
     curves = {f"$C_y$={cy:g}, $C_z$={cz:g}" if finite(cy) and finite(cz) else f"{(cy, cz)}":
               [r for r in rows if (r.get("capacity_y"), r.get("capacity_z")) == (cy, cz)] for cy, cz in targets}
     fig = Figure(figsize=(12, 3.6))
-    axes = fig.subplots(1, 3)
+    axes = fig.subplots(1, 3, gridspec_kw={"wspace": 0.35})
     for ax, metric in zip(axes, TRACKED[:3]):
         plot_metric(ax, rows, metric, lambda r: r["beta"], curves or {"JointVAE": []}, {}, log)
         ax.set_xlabel(BETA)
