@@ -86,6 +86,28 @@ def test_aggregate_kl_matches_gaussian_closed_form():
     assert est.aggregate_kl_to_standard_normal(z, log_joint).item() == pytest.approx(closed, abs=0.05)
 
 
+def test_jointvae_target_below_its_kl_leaves_the_gradient_unchanged():
+    """beta |KL_z - C_z| has the gradient beta grad KL_z for every C_z below KL_z: two such targets train
+    identically, their losses a constant beta (C_z' - C_z) apart (results/paper-cpu's Fig. 8: (5, 2) and
+    (5, 10) at beta 1); a target above KL_z flips the pull."""
+    def loss_and_gradients(capacity_z):
+        cfg = TrainConfig(model="joint-vae", vat=False, beta=3.0, capacity_iterations=10,
+                          capacity_z=capacity_z).validate()
+        torch.manual_seed(0)
+        model, x = HybridAutoencoder((28, 28)), torch.rand(32, 784).round()
+        fp = forward_pass(model, x, cfg)
+        fp.step = 10
+        terms = JointVAEObjective(cfg)(fp)
+        terms["loss"].backward()
+        return terms, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    kl_z = loss_and_gradients(0.0)[0]["kl_z"].item()
+    (low, grad_low), (high, grad_high) = loss_and_gradients(kl_z / 4), loss_and_gradients(kl_z / 2)
+    assert torch.equal(grad_low, grad_high)
+    assert (low["loss"] - high["loss"]).item() == pytest.approx(3.0 * kl_z / 4, rel=1e-4)
+    assert not torch.allclose(loss_and_gradients(2 * kl_z)[1], grad_low)
+
+
 @pytest.mark.parametrize("kind", ["rbf", "imq"])
 def test_mmd_brute_force(kind):
     rng = np.random.default_rng(0)
