@@ -392,8 +392,8 @@ def infovae_divergence_tables(rows: list[dict]) -> None:
                               cell(metric(cell_rows, "reconstruction_error"), 1),
                               cell([aggregate_variance(r) for r in cell_rows], 2)])
             table(f"InfoVAE ({dataset}, recipe {recipe}, {'with' if vat else 'without'} VAT): its divergence on "
-                  f"p(z), eq (5)'s KL by the minibatch estimator (the paper's) or MMD (InfoVAE's own, RBF kernel), mean "
-                  f"[interval] over seeds; Var[z_k] is the aggregate posterior's, mean over k (N(0, I): 1); "
+                  f"p(z), eq (5)'s KL by the minibatch estimator (the paper's) or MMD (InfoVAE's own, RBF kernel), "
+                  f"mean [interval] over seeds; Var[z_k] is the aggregate posterior's, mean over k (N(0, I): 1); "
                   f"{len(group)} runs", ["divergence", "β", "seeds", "accuracy", "I(x;y)", "reconstruction error",
                                          "Var[z_k]"], lines)
 

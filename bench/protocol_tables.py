@@ -1,9 +1,10 @@
 """The protocol tables of docs/method.md (and the README's recipe table), printed as Markdown from the
 run directories of results/protocol/: the recipes on MNIST (test numbers, 3 seeds), the variants behind
 the tuned recipe (validation numbers only: the choice is made there), InfoVAE's divergence (MMD
-against KL, under the tuned recipe then and now), the VAT weight over seeds, IMSAT's VAT in IMAE (variants, then seeds, the reconstruction
-weight, Fashion-MNIST), IMSAT itself, IMSAT's published recipe with one change at a time, and restarts, the
-augmentation consistency, xi 10 and IMSAT's initialisation in IMAE against single runs.
+against KL, under the tuned recipe then and now), the VAT weight over seeds, IMSAT's VAT in IMAE (variants,
+then seeds, the reconstruction weight, Fashion-MNIST), IMSAT itself, IMSAT's published recipe with one change
+at a time, and restarts, the augmentation consistency, xi 10 and IMSAT's initialisation in IMAE against single
+runs.
 
     python bench/protocol_tables.py [--root results/protocol]
 
@@ -86,10 +87,11 @@ def infovae_table(rows: list[dict]) -> None:
               f"{spread([r['accuracy'] for r in group], 4)} | {spread([r['mutual_info_xy'] for r in group], 3)} | "
               f"{spread([r['reconstruction_error'] for r in group], 1)} | "
               f"{spread([aggregate_variance(r) for r in group], 2)} |")
-    if keys:
-        means = {d: statistics.mean(r["validation_accuracy"] for r in rows if r["infovae_divergence"] == d)
-                 for d, _ in keys}
-        print("\nMean validation accuracy over β: " + ", ".join(f"{d} {m:.4f}" for d, m in means.items()))
+    divergences = dict.fromkeys(divergence for divergence, _ in keys)  # in the table's order, once each
+    if divergences:
+        means = [statistics.mean(r["validation_accuracy"] for r in rows if r["infovae_divergence"] == divergence)
+                 for divergence in divergences]
+        print("\nMean validation accuracy over β: " + ", ".join(f"{d} {m:.4f}" for d, m in zip(divergences, means)))
     print()
 
 
