@@ -199,8 +199,8 @@ def _sweep_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Run every run of a study below --out, several at once; rerunning skips finished "
                                    "runs, resumes incomplete ones and retries failed ones. Writes OUT/results.csv "
-                                   "and OUT/results.jsonl. Exit 0: all runs finished; 1: some failed (error.json in "
-                                   "their directory); 2: bad input.\n\nThe study file:\n" + study_format)
+                                   "and OUT/results.jsonl. Exit 0: every run it started finished; 1: some failed "
+                                   "(error.json in their directory); 2: bad input.\n\nThe study file:\n" + study_format)
     p.add_argument("study", help="a study TOML file, or a preset name: paper-small, paper, tuned")
     p.add_argument("--out", type=Path, required=True, help="the study directory")
     p.add_argument("--dry-run", action="store_true",
@@ -225,6 +225,10 @@ def _sweep_parser(sub) -> None:
                                                "ray without --address: the CPUs of the local instance")
     b.add_argument("--threads", type=int, help="torch threads per run (default: cores / workers locally, 1 on Ray, "
                                                "where it is also the CPUs each run reserves)")
+    b.add_argument("--start-within", type=float, metavar="HOURS",
+                   help="local: start runs for this many hours only; after that none starts and the sweep ends "
+                        "when the runs in flight do (a machine held for a fixed time: no run begun that would be "
+                        "cut off; the same command later runs the rest)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -235,6 +239,8 @@ def cmd_sweep(args) -> int:
             raise ImaeError(f"option --{name}: expected an integer >= 1, got {getattr(args, name)}")
     if args.address and args.backend != "ray":
         raise ImaeError("option --address: only with --backend ray")
+    if args.start_within is not None and not args.start_within > 0:
+        raise ImaeError(f"option --start-within: expected a number of hours > 0, got {args.start_within:g}")
     axes = {key: values for key, values in (("model", args.models), ("beta", args.betas), ("seed", args.seeds))
             if values}
     settings = {key: value for key, value in (("epochs", args.epochs), ("data_dir", args.data_dir))
@@ -250,7 +256,8 @@ def cmd_sweep(args) -> int:
         print(json.dumps({"runs": len(study)}))
         return 0
     from .sweep import format_summary, sweep  # imports torch: after the study is known to be valid
-    summary = sweep(study, args.out, args.backend, args.workers, args.threads, args.address, not args.no_progress)
+    summary = sweep(study, args.out, args.backend, args.workers, args.threads, args.address, not args.no_progress,
+                    args.start_within)
     print(format_summary(summary, args.out))
     return summary.exit_code
 

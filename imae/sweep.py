@@ -17,6 +17,8 @@ resumes it from its checkpoint, so the run ends as if never interrupted. Each at
 where it ran in RUN_DIR/attempt.json (host, Ray node id, pid, sweep), shown in the results table.
 
 One sweep at a time holds the study directory (imae.lock): a second is refused, naming the first.
+A sweep given a time to start runs in (start_within, local backend) starts none after it and ends when
+the runs in flight do: on a machine held for a fixed time, no run is begun that would be cut off.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import shutil
 import signal
 import socket
 import sys
+import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from itertools import islice
+from itertools import islice, takewhile
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -74,6 +77,7 @@ class Summary:
     finished: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # name -> one-line error
     skipped: list[str] = field(default_factory=list)  # already finished before this sweep
+    not_started: list[str] = field(default_factory=list)  # left when the time to start runs had passed
     tables: tuple[Path, Path] | None = None
 
     @property
@@ -188,7 +192,13 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_local(tasks: list[Task], workers: int, function: Callable[[Task], str | None] = run_one
+def started_until(tasks: list[Task], deadline: float | None) -> Iterable[Task]:
+    """The tasks, for as long as time.monotonic() is before the deadline (None: all of them); a pool fed
+    from it starts no run after the deadline."""
+    return tasks if deadline is None else takewhile(lambda _: time.monotonic() < deadline, tasks)
+
+
+def run_local(tasks: Iterable[Task], workers: int, function: Callable[[Task], str | None] = run_one
               ) -> Iterator[tuple[Task, str | None]]:
     """(task, error or None) as runs end, from a pool of `workers` processes that die with this one.
     A run is handed to the pool only when a worker is free: the pool's own queue would start one more
@@ -260,8 +270,13 @@ def write_results(out: Path) -> tuple[Path, Path]:
 
 
 def sweep(study: list[StudyRun], out: Path, backend: str = "local", workers: int | None = None,
-          threads: int | None = None, address: str | None = None, progress: bool = True) -> Summary:
-    """Run every unfinished run of the study below `out`, holding its lock; gather the results table."""
+          threads: int | None = None, address: str | None = None, progress: bool = True,
+          start_within: float | None = None) -> Summary:
+    """Run every unfinished run of the study below `out`, holding its lock; gather the results table.
+    start_within (hours, local backend): start no run after that long; those left are summary.not_started."""
+    if start_within is not None and backend != "local":
+        raise ImaeError("option --start-within: only with the local backend (Ray queues every run at once)")
+    deadline = None if start_within is None else time.monotonic() + 3600 * start_within
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with study_lock(out) as holder:
@@ -272,7 +287,8 @@ def sweep(study: list[StudyRun], out: Path, backend: str = "local", workers: int
             workers = workers or min(cores, len(tasks))
             threads = threads or (max(1, cores // workers) if backend == "local" else 1)
             tasks = [replace(t, threads=threads, sweep=holder["token"]) for t in tasks]
-            outcomes = run_local(tasks, workers) if backend == "local" else run_ray(tasks, address, workers)
+            outcomes = (run_local(started_until(tasks, deadline), workers) if backend == "local"
+                        else run_ray(tasks, address, workers))
             with tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress) as bar:
                 for task, error in outcomes:
                     if error is None:
@@ -281,6 +297,8 @@ def sweep(study: list[StudyRun], out: Path, backend: str = "local", workers: int
                         summary.failed[task.name] = error
                         bar.write(f"failed: {task.name}: {error}")
                     bar.update()
+            ended = {*summary.finished, *summary.failed}
+            summary.not_started = [task.name for task in tasks if task.name not in ended]
         summary.tables = write_results(out)
     return summary
 
@@ -289,6 +307,9 @@ def format_summary(summary: Summary, out: Path) -> str:
     lines = ["| finished | failed | skipped (already finished) |", "|---|---|---|",
              f"| {len(summary.finished)} | {len(summary.failed)} | {len(summary.skipped)} |"]
     lines += [f"failed: {name}: {error} (see {Path(out) / name / ERROR})" for name, error in summary.failed.items()]
+    if summary.not_started:
+        lines.append(f"not started: {len(summary.not_started)} runs (--start-within had passed); "
+                     f"the same command runs them")
     if summary.tables:
         lines.append(f"results table: {summary.tables[0]} and {summary.tables[1]}")
     return "\n".join(lines)

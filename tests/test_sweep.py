@@ -21,11 +21,11 @@ from conftest import write_mnist_like
 
 from imae.cli import main
 from imae.config import MODEL_DEFAULTS, RECIPES, TrainConfig
-from imae.errors import CheckpointError, ConfigError
+from imae.errors import CheckpointError, ConfigError, ImaeError
 from imae.precision import choose_precision
 from imae.results import results_table
 from imae.study import load_study
-from imae.sweep import Task, plan, run_local, run_one
+from imae.sweep import Task, format_summary, plan, run_local, run_one, started_until, sweep
 
 TINY = "train_subset = 64\nbatch_size = 32\nepochs = 1\neval_batch_size = 128\ncontinuous_dim = 2\ncategories = 4\n"
 
@@ -500,3 +500,23 @@ def test_an_interrupted_local_sweep_starts_no_further_run(tmp_path):
     outcomes.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r0"]
     assert [task.name for task, _ in run_local(tasks[1:], 2, start_slowly)] and len(list(tmp_path.iterdir())) == 4
+
+
+def test_a_local_sweep_past_its_time_to_start_runs_starts_no_further_run(tmp_path):
+    """started_until feeds the pool while time.monotonic() is before the deadline: the first run starts at
+    once, the next is due when it ends (0.3 s), past the deadline, so it never starts."""
+    tasks = [Task(f"r{i}", str(tmp_path / f"r{i}"), {}, "start") for i in range(3)]
+    ended = [task.name for task, _ in run_local(started_until(tasks, time.monotonic() + 0.15), 1, start_slowly)]
+    assert ended == ["r0"] and sorted(p.name for p in tmp_path.iterdir()) == ["r0"]
+    assert list(started_until(tasks, None)) == tasks
+
+
+def test_start_within_leaves_the_runs_it_did_not_start_for_the_next_sweep(tmp_path, capsys):
+    study = load_study(_study(tmp_path, '[grid]\ndataset = "mnist"\nmodel = "imae"\nbeta = [1, 2]\n'))
+    summary = sweep(study, tmp_path / "out", workers=1, progress=False, start_within=1e-12)
+    assert summary.not_started == [run.name for run in study] and summary.exit_code == 0
+    assert "not started: 2 runs" in format_summary(summary, tmp_path / "out")
+    with pytest.raises(ImaeError, match="--start-within: only with the local backend"):
+        sweep(study, tmp_path / "out", backend="ray", start_within=1.0)
+    assert main(["sweep", "paper-small", "--out", str(tmp_path / "x"), "--start-within", "0"]) == 2
+    assert "option --start-within: expected a number of hours > 0, got 0" in capsys.readouterr().err
