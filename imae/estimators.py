@@ -113,13 +113,18 @@ def aggregate_log_densities(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Ten
     (Appendix B, eq 34): logsumexp over the N encodings minus log N.
 
     Returns (joint [M], per-dimension [M, K]). `chunk` bounds memory to chunk * N * K for
-    whole-split metrics; the batch objective uses one chunk."""
+    whole-split metrics; the batch objective uses one chunk. The chunks' results are written into outputs
+    allocated once: a list of thousands of small results kept between the chunks' large freed intermediates
+    fragments glibc's heap (5 GB more RSS for the total correlation of dSprites, docs/studies.md)."""
     log_n = math.log(mu.shape[0])
-    step = chunk or z.shape[0]
-    parts = [_AggregateLogDensities.apply(z[start:start + step], mu, logvar)
-             for start in range(0, z.shape[0], step)]
-    return (torch.cat([joint for joint, _ in parts]) - log_n,
-            torch.cat([marginals for _, marginals in parts]) - log_n)
+    if chunk is None or chunk >= z.shape[0]:
+        log_joint, log_marginals = _AggregateLogDensities.apply(z, mu, logvar)
+        return log_joint - log_n, log_marginals - log_n
+    log_joint, log_marginals = z.new_empty(z.shape[0]), z.new_empty(z.shape)
+    for start in range(0, z.shape[0], chunk):
+        part = slice(start, start + chunk)
+        log_joint[part], log_marginals[part] = _AggregateLogDensities.apply(z[part], mu, logvar)
+    return log_joint.sub_(log_n), log_marginals.sub_(log_n)
 
 
 def marginal_kl_to_standard_normal(z: torch.Tensor, log_marginals: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from imae.data.batches import ImageSet
-from imae.metrics import clustering_accuracy, confusion_matrix, evaluate
+from imae.data.batches import as_float
+from imae.metrics import clustering_accuracy, confusion_matrix, encode, evaluate
 from imae.networks import HybridAutoencoder
 
 
@@ -31,6 +32,20 @@ def test_more_clusters_than_labels_counts_unmatched_as_wrong():
     labels = np.array([0, 0, 1, 1])
     predicted = np.array([0, 1, 2, 3])  # four clusters, two labels: at best two right
     assert clustering_accuracy(predicted, labels) == 0.5
+
+
+def test_encode_in_batches_matches_one_pass_and_restores_the_mode():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8)
+    model = HybridAutoencoder((28, 28), continuous_dim=3, categories=4, architecture="mlp-imsat")  # batch norm
+    post = encode(model, images, 16)  # 16 does not divide 50: the last batch is short
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        whole = model.encoder(as_float(images))
+    for field, width in (("mu", 3), ("logvar", 3), ("logits", 4)):
+        assert getattr(post, field).shape == (50, width)
+        torch.testing.assert_close(getattr(post, field), getattr(whole, field), rtol=1e-5, atol=1e-5)
 
 
 def test_evaluate_reports_all_keys():
