@@ -157,19 +157,25 @@ def cmd_train(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from . import runs
-    from .training import train
+    from .precision import hardware
+    from .training import resolve_device, train
     cfg = runs.load_config(args.run_dir)
     if not (args.run_dir / runs.METRICS).is_file():
         raise CheckpointError(f"{args.run_dir / runs.METRICS}: missing; the run has not finished")
     if args.data_dir:
         cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
+    original = runs.read_json(args.run_dir / runs.METRICS)
+    made_on, here = original.get("training_hardware"), hardware(resolve_device(cfg.device))
+    if made_on != here:
+        print(f"note: the run was trained on {made_on or 'hardware it did not record (made before stop 31)'}, this "
+              f"is {here}: float results differ between kinds of hardware, so only the same kind reproduces it exactly")
     train(cfg, args.out, progress=not args.no_progress)
-    original, again = (runs.read_json(d / runs.METRICS) for d in (args.run_dir, args.out))
+    again = runs.read_json(args.out / runs.METRICS)
     # A metric that today's code adds (the run predates it) has nothing to be compared with.
     added = sorted(set(again) - set(original))
     if added:
         print(f"metrics added since the run was made, not compared: {', '.join(added)}")
-    differ = sorted(k for k in original if original[k] != again.get(k))
+    differ = sorted(k for k in original if k != "training_hardware" and original[k] != again.get(k))
     if differ:
         print(f"{args.out / runs.METRICS} differs from {args.run_dir / runs.METRICS} in: {', '.join(differ)}")
         return 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import platform
 from pathlib import Path
 
 import torch
@@ -28,6 +29,26 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
         return frozenset()
     return next((frozenset(line.partition(":")[2].split()) for line in lines if line.startswith("flags")),
                 frozenset())
+
+
+@functools.cache
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name from /proc/cpuinfo, else platform.processor() (not Linux)."""
+    try:
+        lines = Path(cpuinfo).read_text().splitlines()
+    except OSError:
+        lines = []
+    name = next((line.partition(":")[2].strip() for line in lines if line.startswith("model name")), "")
+    return name or platform.processor() or "unknown CPU"
+
+
+def hardware(device: torch.device) -> str:
+    """What a run trains on, as metrics.json's training_hardware records it: the GPU's name, or the CPU's model
+    and the vector instructions PyTorch's kernels use. Float results depend on it (kernels for AVX2 and AVX512
+    sum in different orders), so a run reproduces bit for bit on the same kind only."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def choose_precision(asked: str, device: torch.device, flags: frozenset[str] | None = None,

@@ -24,7 +24,7 @@ from .errors import CheckpointError, ConfigError, DataError, ImaeError
 from .metrics import encode, evaluate
 from .networks import HybridAutoencoder, frozen_batchnorm_statistics
 from .objectives import ForwardPass, build_objective
-from .precision import autocast, choose_precision
+from .precision import autocast, choose_precision, hardware
 from .neighbour_cache import neighbour_distance
 from .vat import virtual_adversarial_loss
 
@@ -322,7 +322,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
         start_epoch = resume_point(run_dir, state, log)
         if start_epoch == 1:  # a directory prepared by a sweep, or killed before its first checkpoint
             runs.write_json(run_dir / runs.CONFIG, recorded.to_dict())
-    log(f"precision: {state.precision} ({state.precision_reason})")
+    device = next(state.model.parameters()).device
+    log(f"precision: {state.precision} ({state.precision_reason}); hardware: {hardware(device)}")
     if vat_radius is not None:
         log(f"VAT radius: {cfg.vat_eps} x distance to the {cfg.vat_eps_neighbours}-th nearest training image")
     writer = SummaryWriter(log_dir=str(run_dir))
@@ -356,7 +357,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool 
     finally:
         writer.close()
     metrics = {**final_metrics(state.model, test_set, cfg, log), "epochs": cfg.epochs, **restart_record(run_dir),
-               "training_precision": state.precision}
+               "training_precision": state.precision, "training_hardware": hardware(device)}
     if validation_set is not None:
         metrics.update(validation_metrics(state.model, validation_set, cfg))
     runs.write_json(run_dir / runs.METRICS, metrics)
@@ -491,8 +492,10 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None, device: str = "cpu"
         validation, test = None, load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.image_size, log)
     check_fits(model, test)
     device = next(model.parameters()).device
+    previous = runs.read_json(Path(run_dir) / runs.METRICS) if (Path(run_dir) / runs.METRICS).is_file() else {}
     metrics = {**final_metrics(model, test.to(device), cfg, log), "epochs": saved["epoch"], **restart_record(run_dir),
-               "training_precision": saved.get("precision", "fp32")}
+               "training_precision": saved.get("precision", "fp32"),
+               **{k: previous[k] for k in ("training_hardware",) if k in previous}}
     if validation is not None:
         metrics.update(validation_metrics(model, validation.to(device), cfg))
     runs.write_json(Path(run_dir) / runs.METRICS, metrics)

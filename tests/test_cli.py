@@ -3,8 +3,10 @@
 import json
 
 import pytest
+import torch
 
 from imae.cli import main
+from imae.precision import hardware
 
 from conftest import write_mnist_like
 
@@ -55,10 +57,13 @@ def test_reproduce_trains_a_run_again_from_its_config_json(tiny_mnist, tmp_path,
     assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "again"), "--no-progress"]) == 0
     assert capsys.readouterr().out.rstrip().endswith(f"equals {tmp_path / 'run' / 'metrics.json'}")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["training_hardware"] == hardware(torch.device("cpu"))
     del metrics["total_correlation_null"]  # a run made before a metric existed still reproduces
+    metrics["training_hardware"] = "Another CPU, AVX2"  # named, not compared: it is not a result
     (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
     assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "older"), "--no-progress"]) == 0
     out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("note: the run was trained on Another CPU, AVX2, this is ")
     assert "metrics added since the run was made, not compared: total_correlation_null" in out
     assert out[-1].startswith("reproduced:")
     metrics["accuracy"] += 0.01  # a run that does not reproduce is named

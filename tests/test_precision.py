@@ -8,7 +8,7 @@ from imae import IMAE
 from imae.config import TrainConfig
 from imae.networks import HybridAutoencoder
 from imae.objectives import build_objective
-from imae.precision import autocast, choose_precision, cpu_flags
+from imae.precision import autocast, choose_precision, cpu_flags, cpu_model
 from imae.training import build_optimizer, forward_pass, train_step
 
 CPU = torch.device("cpu")
@@ -41,6 +41,8 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
                        "processor\t: 1\nflags\t\t: fpu avx2 amx_bf16\n")
     assert cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "amx_bf16"}
     assert cpu_flags(str(tmp_path / "missing")) == frozenset()
+    assert cpu_model(str(cpuinfo)) == "X"
+    assert cpu_model(str(tmp_path / "missing"))  # platform.processor() or "unknown CPU": never empty
 
 
 def _model_and_batch():
