@@ -81,7 +81,7 @@ def test_resume_keeps_the_precision_auto_chose_where_the_run_started(tiny_mnist,
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
     assert main(["train", "--dataset", "mnist", "--data-dir", str(tiny_mnist), "--out", str(out),
                  "--epochs", "1", *FAST]) == 0
-    assert capsys.readouterr().out.startswith("precision: bf16 (auto: this CPU has amx_bf16)\n")
+    assert capsys.readouterr().out.startswith("precision: bf16 (auto: this CPU has amx_bf16); hardware: ")
     config = json.loads((out / "config.json").read_text())
     assert config["precision"] == "bf16"  # what auto chose, as the checkpoint and metrics.json
     config["epochs"] = 2
