@@ -57,7 +57,7 @@ def confusion_matrix(predicted, labels, categories: int) -> dict:
 def encode(model: HybridAutoencoder, images: torch.Tensor, batch_size: int, precision: str = "fp32") -> Posterior:
     """The posterior parameters (float32) of every image, in evaluation mode, the encoder at `precision`.
     Written into tensors allocated once: keeping every batch's small outputs alive between its large freed
-    activations fragments glibc's heap, which then held 5 GB more on dSprites' 737,280 images (docs/studies.md)."""
+    activations fragments glibc's heap (750 MB more RSS per 100,000 dSprites images, docs/studies.md)."""
     was_training = model.training
     model.eval()
     k, n = model.encoder.continuous_dim, images.shape[0]

@@ -20,26 +20,25 @@ import torch
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-@functools.cache
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
-    """This CPU's feature flags, from /proc/cpuinfo (none where it cannot be read: not Linux)."""
+def cpuinfo_field(name: str, cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The first value of a /proc/cpuinfo field ("" where it cannot be read: not Linux)."""
     try:
         lines = Path(cpuinfo).read_text().splitlines()
     except OSError:
-        return frozenset()
-    return next((frozenset(line.partition(":")[2].split()) for line in lines if line.startswith("flags")),
-                frozenset())
+        return ""
+    return next((line.partition(":")[2].strip() for line in lines if line.partition(":")[0].strip() == name), "")
+
+
+@functools.cache
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """This CPU's feature flags, from /proc/cpuinfo (none where it cannot be read)."""
+    return frozenset(cpuinfo_field("flags", cpuinfo).split())
 
 
 @functools.cache
 def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's model name from /proc/cpuinfo, else platform.processor() (not Linux)."""
-    try:
-        lines = Path(cpuinfo).read_text().splitlines()
-    except OSError:
-        lines = []
-    name = next((line.partition(":")[2].strip() for line in lines if line.startswith("model name")), "")
-    return name or platform.processor() or "unknown CPU"
+    return cpuinfo_field("model name", cpuinfo) or platform.processor() or "unknown CPU"
 
 
 def hardware(device: torch.device) -> str:
