@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .config import (ARCHITECTURES, DATASETS, DCI_ESTIMATORS, DEVICES, INFOVAE_DIVERGENCES, MODELS, OPTIMIZERS,
                      PRECISIONS, RECIPES, TRAIN_SPLITS, TrainConfig, is_data_path)
-from .errors import CheckpointError, ImaeError
+from .errors import CheckpointError, ConfigError, ImaeError
 
 DEFAULTS = TrainConfig()
 
@@ -157,7 +157,6 @@ def cmd_train(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from . import runs
-    from .precision import hardware
     from .training import resolve_device, train
     cfg = runs.load_config(args.run_dir)
     if not (args.run_dir / runs.METRICS).is_file():
@@ -165,10 +164,13 @@ def cmd_reproduce(args) -> int:
     if args.data_dir:
         cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
     original = runs.read_json(args.run_dir / runs.METRICS)
-    made_on, here = original.get("training_hardware"), hardware(resolve_device(cfg.device))
-    if made_on != here:
-        print(f"note: the run was trained on {made_on or 'hardware it did not record (made before stop 31)'}, this "
-              f"is {here}: float results differ between kinds of hardware, so only the same kind reproduces it exactly")
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        capability = _reproduction_capability(args, original.get("training_hardware"))
+        if capability:
+            return _reproduce_at(capability, args)
+    elif args.cpu_capability:
+        raise ConfigError(f"--cpu-capability: {args.run_dir} trains on {device.type}, not the CPU")
     train(cfg, args.out, progress=not args.no_progress)
     again = runs.read_json(args.out / runs.METRICS)
     # A metric that today's code adds (the run predates it) has nothing to be compared with.
@@ -182,6 +184,44 @@ def cmd_reproduce(args) -> int:
     print(f"reproduced: {args.out / runs.METRICS} equals {args.run_dir / runs.METRICS}"
           + (f" in its {len(original)} metrics" if added else ""))
     return 0
+
+
+def _reproduction_capability(args, made_on: str | None) -> str | None:
+    """The CPU kernel width to reproduce at, where it is not this process's (else None). Kernels of different
+    widths sum in different orders, so a run reproduces bit for bit only at the width it was trained at:
+    --cpu-capability, else the one its training_hardware records."""
+    import torch
+
+    from .precision import hardware, recorded_capability
+    here = hardware(torch.device("cpu"))
+    wanted = args.cpu_capability or recorded_capability(made_on)
+    current = torch.backends.cpu.get_cpu_capability()
+    if wanted is None:
+        print(f"note: the run did not record its hardware; it is trained again with this CPU's {current} kernels "
+              "(--cpu-capability names others; EXPERIMENTS.md, 'Reproducing a run', says which results/paper-cpu used)")
+        return None
+    if made_on and made_on != here:
+        print(f"note: the run was trained on {made_on}, this is {here}")
+    if wanted == current:
+        return None
+    if os.environ.get("ATEN_CPU_CAPABILITY", "").upper() == wanted:  # this is the process started for it
+        raise ConfigError(f"--cpu-capability {wanted}: this CPU cannot run PyTorch's {wanted} kernels "
+                          f"(it runs {current}); reproduce the run on a CPU that can")
+    return wanted
+
+
+def _reproduce_at(capability: str, args) -> int:
+    """Run this reproduction again in a new process whose kernels are `capability`'s: ATen, MKL and oneDNN
+    fix their width when a process first uses them, so it cannot change within this one."""
+    import subprocess
+
+    from .precision import CPU_CAPABILITY_ENV
+    print(f"reproducing with {capability} kernels, as the run was trained", flush=True)
+    argv = [sys.executable, "-m", "imae", "reproduce", str(args.run_dir), "--out", str(args.out),
+            "--cpu-capability", capability]
+    argv += ["--data-dir", args.data_dir] if args.data_dir else []
+    argv += ["--no-progress"] if args.no_progress else []
+    return subprocess.run(argv, env={**os.environ, **CPU_CAPABILITY_ENV[capability]}).returncode
 
 
 def cmd_evaluate(args) -> int:
@@ -311,10 +351,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a new run into OUT with every setting of RUN_DIR/config.json (seed, "
                                    "threads, precision) and compare its metrics.json with RUN_DIR's: exit 0 if "
                                    "they are equal, 1 (naming the keys) if not. Equality needs the same torch "
-                                   "version and a CPU of the same kind.")
+                                   "version and the same width of CPU kernels (AVX2, AVX512), which it "
+                                   "takes from the run's training_hardware.")
     r.add_argument("run_dir", type=Path)
     r.add_argument("--out", type=Path, required=True, help="the new run's directory")
     r.add_argument("--data-dir", help="directory with the data set's files, if not where training found them")
+    r.add_argument("--cpu-capability", type=str.upper, choices=("DEFAULT", "AVX2", "AVX512"),
+                   help="the width of PyTorch's CPU kernels to train with (default: the one the run's "
+                        "training_hardware records, else this CPU's); a width other than this process's "
+                        "runs in a new process with ATen, MKL and oneDNN held to it")
     r.add_argument("--no-progress", action="store_true")
     d = sub.add_parser("download", help="fetch MNIST or Fashion-MNIST and verify checksums",
                        description="Download the four IDX files from the official mirrors into DIR, verifying "

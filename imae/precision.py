@@ -50,6 +50,23 @@ def hardware(device: torch.device) -> str:
     return f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()}"
 
 
+# Each width of PyTorch's CPU kernels, as torch.backends.cpu.get_cpu_capability() names it, and the
+# environment that keeps ATen, MKL (conditional numerical reproducibility) and oneDNN to it: each library
+# dispatches on its own and reads these once, when the process starts using it.
+CPU_CAPABILITY_ENV = {
+    "DEFAULT": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "AVX2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "AVX512": {"ATEN_CPU_CAPABILITY": "avx512", "MKL_CBWR": "AVX512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+}
+
+
+def recorded_capability(training_hardware: str | None) -> str | None:
+    """The kernel width a run's training_hardware names ("AMD EPYC, AVX2" -> "AVX2"); None for a GPU or a
+    run that did not record it."""
+    width = (training_hardware or "").rpartition(", ")[2]
+    return width if width in CPU_CAPABILITY_ENV else None
+
+
 def choose_precision(asked: str, device: torch.device, flags: frozenset[str] | None = None,
                      cuda_bf16: bool | None = None) -> tuple[str, str]:
     """(precision, why): `asked` itself unless it is auto; auto is bf16 on a CUDA device that runs bf16

@@ -1,12 +1,15 @@
 """End to end through the command line, on a tiny generated data set."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from imae.cli import main
-from imae.precision import hardware
+from imae.precision import CPU_CAPABILITY_ENV, hardware
 
 from conftest import write_mnist_like
 
@@ -59,11 +62,12 @@ def test_reproduce_trains_a_run_again_from_its_config_json(tiny_mnist, tmp_path,
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["training_hardware"] == hardware(torch.device("cpu"))
     del metrics["total_correlation_null"]  # a run made before a metric existed still reproduces
-    metrics["training_hardware"] = "Another CPU, AVX2"  # named, not compared: it is not a result
+    width = torch.backends.cpu.get_cpu_capability()
+    metrics["training_hardware"] = f"Another CPU, {width}"  # named, not compared: it is not a result
     (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
     assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "older"), "--no-progress"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("note: the run was trained on Another CPU, AVX2, this is ")
+    assert out[0] == f"note: the run was trained on Another CPU, {width}, this is {hardware(torch.device('cpu'))}"
     assert "metrics added since the run was made, not compared: total_correlation_null" in out
     assert out[-1].startswith("reproduced:")
     metrics["accuracy"] += 0.01  # a run that does not reproduce is named
@@ -73,6 +77,26 @@ def test_reproduce_trains_a_run_again_from_its_config_json(tiny_mnist, tmp_path,
     (tmp_path / "run" / "metrics.json").unlink()
     assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "fourth")]) == 2
     assert "has not finished" in _error_line(capsys)
+
+
+def test_reproduce_trains_at_the_kernel_width_the_run_was_trained_at(tiny_mnist, tmp_path, capfd, monkeypatch):
+    # A run trained with PyTorch's DEFAULT (unvectorised) kernels, which every CPU runs and none picks by itself:
+    # reproduce starts a process held to them, as it would for an AVX2 run on an AVX512 CPU.
+    train = [sys.executable, "-m", "imae", "train", "--dataset", "mnist", "--data-dir", str(tiny_mnist),
+             "--out", str(tmp_path / "run"), "--threads", "1", *FAST]
+    subprocess.run(train, check=True, env={**os.environ, **CPU_CAPABILITY_ENV["DEFAULT"]}, capture_output=True)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["training_hardware"].endswith(", DEFAULT")
+    assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "again"), "--no-progress"]) == 0
+    out = capfd.readouterr().out
+    assert "reproducing with DEFAULT kernels, as the run was trained" in out
+    assert out.rstrip().endswith(f"equals {tmp_path / 'run' / 'metrics.json'}")
+    # The process started for a width that still runs another: this CPU cannot run it.
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx512" if torch.backends.cpu.get_cpu_capability() != "AVX512"
+                       else "avx2")
+    wanted = os.environ["ATEN_CPU_CAPABILITY"]
+    assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "third"), "--cpu-capability", wanted]) == 2
+    assert f"this CPU cannot run PyTorch's {wanted.upper()} kernels" in capfd.readouterr().err
+    assert not (tmp_path / "third").exists()
 
 
 def test_resume_finishes_like_an_uninterrupted_run(tiny_mnist, tmp_path):

@@ -8,7 +8,7 @@ from imae import IMAE
 from imae.config import TrainConfig
 from imae.networks import HybridAutoencoder
 from imae.objectives import build_objective
-from imae.precision import autocast, choose_precision, cpu_flags, cpu_model
+from imae.precision import autocast, choose_precision, cpu_flags, cpu_model, recorded_capability
 from imae.training import build_optimizer, forward_pass, train_step
 
 CPU = torch.device("cpu")
@@ -100,3 +100,10 @@ def test_the_python_api_takes_precision_and_records_the_one_used():
     auto = IMAE(epochs=1, device="cpu").fit(X)
     assert auto.get_params()["precision"] == "auto"  # as given (scikit-learn's rule); the fitted config: as used
     assert auto.config_.precision == choose_precision("auto", CPU)[0]
+
+
+def test_recorded_capability_reads_the_kernel_width_of_training_hardware():
+    assert recorded_capability("AMD EPYC, AVX2") == "AVX2"
+    assert recorded_capability("Intel(R) Xeon(R) Platinum 8480+, AVX512") == "AVX512"
+    assert recorded_capability("NVIDIA H200") is None  # a GPU run: no CPU kernels to hold
+    assert recorded_capability(None) is None  # a run from before training_hardware
