@@ -192,7 +192,7 @@ def _reproduction_capability(args, made_on: str | None) -> str | None:
     --cpu-capability, else the one its training_hardware records."""
     import torch
 
-    from .precision import hardware, recorded_capability
+    from .precision import cpu_maker, hardware, recorded_capability
     here = hardware(torch.device("cpu"))
     wanted = args.cpu_capability or recorded_capability(made_on)
     current = torch.backends.cpu.get_cpu_capability()
@@ -202,6 +202,11 @@ def _reproduction_capability(args, made_on: str | None) -> str | None:
         return None
     if made_on and made_on != here:
         print(f"note: the run was trained on {made_on}, this is {here}")
+        made_by, here_by = cpu_maker(made_on), cpu_maker(here)
+        if made_by and here_by and made_by != here_by:
+            # MKL's kernels differ between makers at every width (EXPERIMENTS.md, 'Reproducing a run').
+            print(f"note: MKL sums in another order on a CPU not by {made_by}, at every width: expect the "
+                  "metrics to differ, as a new seed's would")
     if wanted == current:
         return None
     if os.environ.get("ATEN_CPU_CAPABILITY", "").upper() == wanted:  # this is the process started for it

@@ -60,6 +60,11 @@ CPU_CAPABILITY_ENV = {
 }
 
 
+def cpu_maker(model: str) -> str | None:
+    """"AMD" or "Intel" where a CPU's model name (or a training_hardware) says which, else None."""
+    return next((maker for maker in ("AMD", "Intel") if maker in model), None)
+
+
 def recorded_capability(training_hardware: str | None) -> str | None:
     """The kernel width a run's training_hardware names ("AMD EPYC, AVX2" -> "AVX2"); None for a GPU or a
     run that did not record it."""

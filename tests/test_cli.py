@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from imae.cli import main
-from imae.precision import CPU_CAPABILITY_ENV, hardware
+from imae.cli import build_parser, main
+from imae.precision import CPU_CAPABILITY_ENV, cpu_maker, hardware
 
 from conftest import write_mnist_like
 
@@ -62,12 +62,15 @@ def test_reproduce_trains_a_run_again_from_its_config_json(tiny_mnist, tmp_path,
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["training_hardware"] == hardware(torch.device("cpu"))
     del metrics["total_correlation_null"]  # a run made before a metric existed still reproduces
-    width = torch.backends.cpu.get_cpu_capability()
-    metrics["training_hardware"] = f"Another CPU, {width}"  # named, not compared: it is not a result
+    width, here = torch.backends.cpu.get_cpu_capability(), hardware(torch.device("cpu"))
+    other = "AMD EPYC 7763 64-Core Processor" if cpu_maker(here) == "Intel" else "Intel(R) Xeon(R) Processor"
+    metrics["training_hardware"] = f"{other}, {width}"  # named, not compared: it is not a result
     (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
     assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "older"), "--no-progress"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"note: the run was trained on Another CPU, {width}, this is {hardware(torch.device('cpu'))}"
+    assert out[0] == f"note: the run was trained on {other}, {width}, this is {here}"
+    # Another maker's MKL sums in another order (EXPERIMENTS.md): said where both makers are known.
+    assert (out[1].startswith("note: MKL sums in another order on a CPU not by")) == (cpu_maker(here) is not None)
     assert "metrics added since the run was made, not compared: total_correlation_null" in out
     assert out[-1].startswith("reproduced:")
     metrics["accuracy"] += 0.01  # a run that does not reproduce is named
@@ -77,6 +80,19 @@ def test_reproduce_trains_a_run_again_from_its_config_json(tiny_mnist, tmp_path,
     (tmp_path / "run" / "metrics.json").unlink()
     assert main(["reproduce", str(tmp_path / "run"), "--out", str(tmp_path / "fourth")]) == 2
     assert "has not finished" in _error_line(capsys)
+
+
+def test_cpu_maker_reads_the_model_name():
+    assert cpu_maker("AMD EPYC 7763 64-Core Processor, AVX2") == "AMD"
+    assert cpu_maker("Intel(R) Xeon(R) Processor, AVX512") == "Intel"
+    assert cpu_maker("Apple M2") is None
+
+
+def test_cpu_capability_choices_are_the_widths_reproduce_can_hold():
+    # The parser names them without importing torch; precision.py holds the environment for each.
+    reproduce = next(a for a in build_parser()._subparsers._group_actions[0].choices["reproduce"]._actions
+                     if a.dest == "cpu_capability")
+    assert set(reproduce.choices) == set(CPU_CAPABILITY_ENV)
 
 
 def test_reproduce_trains_at_the_kernel_width_the_run_was_trained_at(tiny_mnist, tmp_path, capfd, monkeypatch):
